@@ -1,0 +1,66 @@
+"""Writing predictions as the original RePaint does: one PNG per input and kind, named after the input."""
+from __future__ import annotations
+
+import os
+from typing import Any, Optional, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+from PIL import Image
+from torch import Tensor
+
+KINDS = ("inpainted", "gt", "gt_masked", "gt_keep_mask")
+
+
+def to_uint8(x: Tensor) -> np.ndarray:
+    """``[C, H, W]`` in [-1, 1] -> ``[H, W, C]`` uint8, truncating like the original (``(x+1)·127.5`` cast)."""
+    return ((x.float() + 1) * 127.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def save_png(array: np.ndarray, path: str) -> None:
+    """Write a PNG atomically: a half-written file never appears under ``path``."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def output_images(image: Tensor, keep_mask: Tensor, inpainted: Tensor) -> dict[str, Tensor]:
+    """The four pictures of one sample, each ``[C, H, W]`` in [-1, 1] (masks as 2m - 1)."""
+    mask = keep_mask.float().expand_as(image)
+    return {
+        "inpainted": inpainted,
+        "gt": image,
+        "gt_masked": image * mask + (-1) * torch.ones_like(image) * (1 - mask),  # unknown pixels black
+        "gt_keep_mask": mask * 2 - 1,
+    }
+
+
+class RePaintWriter(BasePredictionWriter):
+    """Writes ``inpainted/``, ``gt/``, ``gt_masked/`` and ``gt_keep_mask/`` PNGs under ``out_dir``.
+
+    Each folder can be placed elsewhere (the original conf's ``paths``: srs, gts, lrs, gt_keep_masks).
+    """
+
+    def __init__(
+        self, out_dir: str = "results", inpainted: Optional[str] = None, gt: Optional[str] = None,
+        gt_masked: Optional[str] = None, gt_keep_mask: Optional[str] = None,
+    ):  # fmt: skip
+        super().__init__(write_interval="batch")
+        self.out_dir = out_dir
+        given = dict(inpainted=inpainted, gt=gt, gt_masked=gt_masked, gt_keep_mask=gt_keep_mask)
+        self.dirs = {k: os.path.expanduser(v or os.path.join(out_dir, k)) for k, v in given.items()}
+
+    def path(self, kind: str, name: str) -> str:
+        return os.path.join(self.dirs[kind], name)
+
+    def write_on_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: dict[str, Any],
+        batch_indices: Optional[Sequence[int]], batch: Any, batch_idx: int, dataloader_idx: int = 0,
+    ) -> None:  # fmt: skip
+        for i, name in enumerate(prediction["name"]):
+            pictures = output_images(prediction["image"][i], prediction["keep_mask"][i], prediction["inpainted"][i])
+            for kind, picture in pictures.items():
+                save_png(to_uint8(picture), self.path(kind, name))

@@ -1,0 +1,159 @@
+"""Command lines: ``eval.py`` (RePaint over a dataset) and ``train.py`` (fit a DDPM), both LightningCLI.
+
+Anything can be set the Lightning CLI way (``--config`` files, dotted overrides such as
+``--model.schedule.init_args.jump_length 5``).  Shorthands: ``--devices``,
+``--accelerator``, ``--num_nodes`` (for ``--trainer.*``) and ``--seed`` (``--model.seed``
+and ``--seed_everything``).  ``eval.py`` adds ``--ckpt`` (a guided-diffusion ``.pt`` or a
+train.py ``.ckpt``), ``--classifier_ckpt`` and ``--repaint_conf`` (an original RePaint YAML).
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import warnings
+from typing import Any, Optional
+
+import lightning as L
+import yaml
+from lightning.pytorch.cli import LightningCLI
+
+from .module import RePaintModule
+from .nets import RELEASED_FILES, read_checkpoint
+from .nets.checkpoint import CheckpointError, is_lightning_checkpoint, sub_state_dict
+from .original_conf import translate_file
+
+REPO_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+ALIASES = {"--devices": "--trainer.devices", "--accelerator": "--trainer.accelerator",
+           "--num_nodes": "--trainer.num_nodes", "--seed": "--model.seed"}  # fmt: skip
+
+EVAL_TRAINER_DEFAULTS: dict[str, Any] = {
+    "logger": False, "enable_checkpointing": False, "enable_model_summary": False,
+    "inference_mode": False,  # classifier guidance needs autograd inside prediction
+}  # fmt: skip
+
+
+def _option(argv: list[str], name: str) -> Optional[str]:
+    """The value of ``name VALUE`` / ``name=VALUE`` in argv (the last one given), or None."""
+    value = None
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def expand_aliases(argv: list[str]) -> list[str]:
+    """``--devices 2`` -> ``--trainer.devices=2`` etc.; ``--seed S`` sets the model's and Lightning's seed."""
+    out, i = [], 0
+    while i < len(argv):
+        key, eq, value = argv[i].partition("=")
+        if key not in ALIASES:
+            out.append(argv[i])
+            i += 1
+            continue
+        value, i = (value, i + 1) if eq else ((argv[i + 1] if i + 1 < len(argv) else ""), i + 2)
+        out.append(f"{ALIASES[key]}={value}")
+        if key == "--seed":
+            out.append(f"--seed_everything={value}")
+    return out
+
+
+@functools.lru_cache(maxsize=2)
+def cached_checkpoint(path: str) -> dict[str, Any]:
+    return read_checkpoint(path)
+
+
+def _released_preset_config(ckpt: str) -> Optional[str]:
+    """configs/model/<preset>.yaml for a released file name such as 256x256_diffusion.pt."""
+    preset = RELEASED_FILES.get(os.path.basename(ckpt))
+    path = preset and os.path.join(REPO_CONFIGS, "model", f"{preset}.yaml")
+    return path if path and os.path.isfile(path) else None
+
+
+def _checkpoint_config(ckpt: str) -> Optional[str]:
+    """The architecture and diffusion a train.py checkpoint was made with, as a config string."""
+    obj = cached_checkpoint(ckpt)
+    if not is_lightning_checkpoint(obj):
+        return None
+    hp = obj.get("hyper_parameters") or {}
+    model = {k: hp[k] for k in ("net", "diffusion") if k in hp}
+    return yaml.safe_dump({"model": model}) if model else None
+
+
+def prepare_eval_argv(argv: list[str]) -> list[str]:
+    """Resolve shorthands, and put the configs implied by ``--repaint_conf`` and ``--ckpt`` first
+    (an original conf's model_path/classifier_path become ``--ckpt``/``--classifier_ckpt`` unless given),
+    so that every explicit argument overrides them."""
+    argv = expand_aliases(list(argv))
+    repaint_conf, ckpt = _option(argv, "--repaint_conf"), _option(argv, "--ckpt")
+    front: list[str] = []
+    if repaint_conf:
+        conf_yaml, conf_ckpt, conf_classifier = translate_file(repaint_conf)
+        front += ["--config", conf_yaml]
+        if conf_ckpt and not ckpt:
+            front += ["--ckpt", conf_ckpt]
+            ckpt = conf_ckpt
+        if conf_classifier and not _option(argv, "--classifier_ckpt"):
+            front += ["--classifier_ckpt", conf_classifier]
+    if ckpt:
+        derived = _checkpoint_config(ckpt)
+        if derived:
+            front += ["--config", derived]
+        elif not repaint_conf and _released_preset_config(ckpt):
+            front = ["--config", _released_preset_config(ckpt)] + front
+    return front + argv
+
+
+def load_checkpoints(model: RePaintModule, ckpt: Optional[str], classifier_ckpt: Optional[str]) -> None:
+    """Put the weights of ``ckpt`` (net) and ``classifier_ckpt`` into the model, strictly."""
+    if ckpt:
+        obj = cached_checkpoint(ckpt)
+        state = sub_state_dict(obj["state_dict"], "net") if is_lightning_checkpoint(obj) else obj
+        model.load_net_weights(state, ckpt)
+    if classifier_ckpt:
+        model.load_classifier_weights(cached_checkpoint(classifier_ckpt), classifier_ckpt)
+
+
+class RePaintCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        from repaint_pl.callbacks.progress import InpaintProgressBar
+        from repaint_pl.callbacks.writer import RePaintWriter
+
+        parser.add_argument("--ckpt", type=Optional[str], default=None,
+                            help="net weights: a guided-diffusion .pt (released file names pick their preset) "
+                                 "or a train.py .ckpt (its architecture and diffusion come along)")  # fmt: skip
+        parser.add_argument("--classifier_ckpt", type=Optional[str], default=None, help="classifier weights (.pt)")
+        parser.add_argument("--repaint_conf", type=Optional[str], default=None,
+                            help="an original RePaint YAML, run as it is (explicit arguments override it)")
+        parser.add_lightning_class_args(RePaintWriter, "writer")
+        parser.add_lightning_class_args(InpaintProgressBar, "progress")
+
+
+def eval_main(args: Optional[list[str]] = None) -> RePaintCLI:
+    """``eval.py``: RePaint every input of the datamodule and write the pictures."""
+    argv = prepare_eval_argv(sys.argv[1:] if args is None else args)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
+        cli = RePaintCLI(
+            RePaintModule, L.LightningDataModule, subclass_mode_data=True, run=False, args=argv,
+            trainer_defaults=EVAL_TRAINER_DEFAULTS, save_config_callback=None, seed_everything_default=0,
+        )  # fmt: skip
+    load_checkpoints(cli.model, cli.config["ckpt"], cli.config["classifier_ckpt"])
+    if cli.trainer.is_global_zero:
+        out_dir = cli.config["writer"]["out_dir"]
+        os.makedirs(out_dir, exist_ok=True)
+        cli.parser.save(cli.config, os.path.join(out_dir, "config.yaml"), overwrite=True, skip_check=True)
+    cli.trainer.predict(cli.model, datamodule=cli.datamodule, return_predictions=False)
+    return cli
+
+
+def train_main(args: Optional[list[str]] = None) -> RePaintCLI:
+    """``train.py``: fit a DDPM (LightningCLI ``fit``)."""
+    argv = expand_aliases(sys.argv[1:] if args is None else args)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
+        cli = LightningCLI(RePaintModule, L.LightningDataModule, subclass_mode_data=True, run=False, args=argv)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
+    return cli

@@ -1,0 +1,260 @@
+"""Gaussian diffusion math: the constants of a (respaced) process and the formulas that use them.
+
+Constants are computed in float64 with NumPy exactly as guided-diffusion does, then
+stored once as float32 tensors (the precision the original samples with), so that
+sampling does the same float32 arithmetic as the original code.  ``Diffusion.to``
+puts every table on the sampling device; the sampling loop then only indexes them.
+
+Shapes: ``x_t``, ``x0`` are ``[B, C, H, W]`` in ``[-1, 1]``; ``t`` is a respaced index,
+either a 0-d tensor (same step for the whole batch) or ``[B]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .schedules import named_betas, respace_betas, space_timesteps
+
+Variance = Literal["learned_range", "learned", "fixed_small", "fixed_large"]
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """The diffusion process, with guided-diffusion's flag names and meanings.
+
+    steps: base timesteps (``diffusion_steps``); noise_schedule: ``linear`` or ``cosine``;
+    timestep_respacing: ``""`` (all), ``"250"``, ``"10,15,20"`` or ``"ddim50"``;
+    predict_xstart: the network predicts x0 instead of ε;
+    variance: ``learned_range`` (learn_sigma, 2C outputs), ``learned`` (log σ² outputs),
+    ``fixed_small`` (posterior σ̃²) or ``fixed_large`` (β);
+    rescale_timesteps: feed the network t·1000/steps instead of the integer step;
+    use_kl / rescale_learned_sigmas: training loss variants (see ``training_losses``).
+    """
+
+    steps: int = 1000
+    noise_schedule: Literal["linear", "cosine"] = "linear"
+    timestep_respacing: str = "250"
+    predict_xstart: bool = False
+    variance: Variance = "learned_range"
+    rescale_timesteps: bool = False
+    use_kl: bool = False
+    rescale_learned_sigmas: bool = False
+
+    @property
+    def learns_variance(self) -> bool:
+        return self.variance in ("learned", "learned_range")
+
+    def build(self, respaced: bool = True) -> "Diffusion":
+        """The constants of the respaced process (``respaced=False``: of the full base process, for training)."""
+        base = named_betas(self.noise_schedule, self.steps)
+        kept = space_timesteps(self.steps, self.timestep_respacing if respaced else "")
+        betas, timestep_map = respace_betas(base, kept)
+        return Diffusion.from_betas(betas, timestep_map, self)
+
+
+def _f32(a: np.ndarray) -> Tensor:
+    return torch.from_numpy(np.asarray(a, dtype=np.float64)).float()
+
+
+@dataclass(frozen=True)
+class Diffusion:
+    """Per-timestep constants of one diffusion process (all 1-D float32 tensors except ``timestep_map``)."""
+
+    config: DiffusionConfig
+    timestep_map: Tensor  # long [K]: respaced index -> base timestep fed to the network
+    betas: Tensor
+    alpha_bar: Tensor  # ᾱ_t
+    sqrt_alpha_bar: Tensor  # √ᾱ_t, computed in float32 (RePaint's known-region weight)
+    sqrt_one_minus_alpha_bar: Tensor  # √(1-ᾱ_t), likewise (RePaint's noise weight)
+    sqrt_recip_alpha_bar: Tensor  # 1/√ᾱ_t
+    sqrt_recipm1_alpha_bar: Tensor  # √(1/ᾱ_t - 1)
+    posterior_var: Tensor  # σ̃²_t = β_t (1-ᾱ_{t-1}) / (1-ᾱ_t)
+    posterior_log_var: Tensor  # log σ̃²_t with t=0 clipped to t=1
+    posterior_coef_x0: Tensor  # μ̃ = coef_x0·x0 + coef_xt·x_t
+    posterior_coef_xt: Tensor
+    log_betas: Tensor
+    fixed_large_log_var: Tensor  # log (σ̃²_1, β_1, …, β_{K-1})
+    sqrt_one_minus_beta: Tensor  # forward jump x_t = √(1-β_t)·x_{t-1} + √β_t·ε, float32 like the original
+    sqrt_beta: Tensor
+
+    @staticmethod
+    def from_betas(betas: np.ndarray, timestep_map: list[int], config: DiffusionConfig) -> "Diffusion":
+        betas = np.asarray(betas, dtype=np.float64)
+        if betas.ndim != 1 or not ((betas > 0) & (betas <= 1)).all():
+            raise ValueError("betas must be a 1-D array in (0, 1]")
+        alpha_bar = np.cumprod(1.0 - betas)
+        alpha_bar_prev = np.append(1.0, alpha_bar[:-1])
+        posterior_var = betas * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar)
+        ab32, b32 = _f32(alpha_bar), _f32(betas)
+        return Diffusion(
+            config=config,
+            timestep_map=torch.tensor(timestep_map, dtype=torch.long),
+            betas=b32,
+            alpha_bar=ab32,
+            sqrt_alpha_bar=torch.sqrt(ab32),
+            sqrt_one_minus_alpha_bar=torch.sqrt(1 - ab32),
+            sqrt_recip_alpha_bar=_f32(np.sqrt(1.0 / alpha_bar)),
+            sqrt_recipm1_alpha_bar=_f32(np.sqrt(1.0 / alpha_bar - 1)),
+            posterior_var=_f32(posterior_var),
+            posterior_log_var=_f32(np.log(np.append(posterior_var[1], posterior_var[1:]))),
+            posterior_coef_x0=_f32(betas * np.sqrt(alpha_bar_prev) / (1.0 - alpha_bar)),
+            posterior_coef_xt=_f32((1.0 - alpha_bar_prev) * np.sqrt(1.0 - betas) / (1.0 - alpha_bar)),
+            log_betas=_f32(np.log(betas)),
+            fixed_large_log_var=_f32(np.log(np.append(posterior_var[1], betas[1:]))),
+            sqrt_one_minus_beta=torch.sqrt(1 - b32),
+            sqrt_beta=torch.sqrt(b32),
+        )
+
+    @property
+    def num_timesteps(self) -> int:
+        return len(self.betas)
+
+    def to(self, device: torch.device | str) -> "Diffusion":
+        """The same constants on ``device`` (a no-op when already there)."""
+        if self.betas.device == torch.device(device):
+            return self
+        moved = {f.name: getattr(self, f.name).to(device) for f in fields(self) if f.name != "config"}
+        return replace(self, **moved)
+
+    def model_time(self, t: Tensor) -> Tensor:
+        """What the network is fed for respaced index ``t``: the base timestep (optionally rescaled to 0..1000)."""
+        base_t = self.timestep_map[t]
+        if self.config.rescale_timesteps:
+            return base_t.float() * (1000.0 / self.config.steps)
+        return base_t
+
+
+def _at(table: Tensor, t: Tensor) -> Tensor:
+    """Table value(s) at ``t``, shaped to broadcast against ``[B, C, H, W]``."""
+    v = table[t]
+    return v.view(-1, 1, 1, 1) if v.dim() else v
+
+
+# --------------------------------------------------------------------------
+# Forward process
+# --------------------------------------------------------------------------
+
+
+def q_sample(d: Diffusion, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+    """x_t ~ q(x_t | x0) = N(√ᾱ_t·x0, (1-ᾱ_t)·I), with the given ε."""
+    return _at(d.sqrt_alpha_bar, t) * x0 + _at(d.sqrt_one_minus_alpha_bar, t) * noise
+
+
+def forward_jump(d: Diffusion, x_prev: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+    """RePaint's jump back in time: x_t ~ N(√(1-β_t)·x_{t-1}, β_t·I)."""
+    return _at(d.sqrt_one_minus_beta, t) * x_prev + _at(d.sqrt_beta, t) * noise
+
+
+def q_posterior_mean(d: Diffusion, x0: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+    """μ̃_t(x_t, x0), the mean of q(x_{t-1} | x_t, x0)."""
+    return _at(d.posterior_coef_x0, t) * x0 + _at(d.posterior_coef_xt, t) * x_t
+
+
+# --------------------------------------------------------------------------
+# Reverse process p(x_{t-1} | x_t)
+# --------------------------------------------------------------------------
+
+
+def predict_x0_from_eps(d: Diffusion, x_t: Tensor, t: Tensor, eps: Tensor) -> Tensor:
+    """x0 = x_t/√ᾱ_t - √(1/ᾱ_t - 1)·ε."""
+    return _at(d.sqrt_recip_alpha_bar, t) * x_t - _at(d.sqrt_recipm1_alpha_bar, t) * eps
+
+
+def split_output(model_output: Tensor, channels: int) -> tuple[Tensor, Tensor | None]:
+    """Split a network output into (ε or x0 prediction, variance values or None)."""
+    if model_output.shape[1] == channels:
+        return model_output, None
+    if model_output.shape[1] == 2 * channels:
+        return model_output[:, :channels], model_output[:, channels:]
+    raise ValueError(f"network output has {model_output.shape[1]} channels; expected {channels} or {2 * channels}")
+
+
+def model_log_variance(d: Diffusion, var_values: Tensor | None, t: Tensor) -> Tensor:
+    """log σ²_t of p(x_{t-1} | x_t): learned (range) from the network's extra channels, or fixed."""
+    kind = d.config.variance
+    if kind in ("learned", "learned_range") and var_values is None:
+        raise ValueError(f"variance={kind!r} needs a network with 2C output channels (learn_sigma)")
+    if kind == "learned":
+        return var_values
+    if kind == "learned_range":
+        # Interpolate in log space between σ̃²_t (v=-1) and β_t (v=+1).
+        frac = (var_values + 1) / 2
+        return frac * _at(d.log_betas, t) + (1 - frac) * _at(d.posterior_log_var, t)
+    return _at(d.posterior_log_var if kind == "fixed_small" else d.fixed_large_log_var, t)
+
+
+def p_mean_variance(
+    d: Diffusion, model_output: Tensor, x_t: Tensor, t: Tensor, clip_x0: bool = True
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(mean, log variance, x0 prediction) of p(x_{t-1} | x_t) from the raw network output."""
+    pred, var_values = split_output(model_output, x_t.shape[1])
+    log_var = model_log_variance(d, var_values, t)
+    x0_pred = pred if d.config.predict_xstart else predict_x0_from_eps(d, x_t, t, pred)
+    if clip_x0:
+        x0_pred = x0_pred.clamp(-1, 1)
+    return q_posterior_mean(d, x0_pred, x_t, t), log_var, x0_pred
+
+
+# --------------------------------------------------------------------------
+# Training losses (Ho et al.'s L_simple and Nichol & Dhariwal's hybrid loss)
+# --------------------------------------------------------------------------
+
+
+def normal_kl(mean1: Tensor, logvar1: Tensor, mean2: Tensor, logvar2: Tensor) -> Tensor:
+    """KL(N(mean1, e^logvar1) || N(mean2, e^logvar2)), elementwise, in nats."""
+    return 0.5 * (-1.0 + logvar2 - logvar1 + torch.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * torch.exp(-logvar2))
+
+
+def _approx_std_normal_cdf(x: Tensor) -> Tensor:
+    return 0.5 * (1.0 + torch.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x.pow(3))))
+
+
+def discretized_gaussian_log_likelihood(x: Tensor, mean: Tensor, log_scale: Tensor) -> Tensor:
+    """log p of 8-bit pixel bins of ``x`` (in [-1, 1]) under N(mean, e^{2·log_scale}), elementwise, in nats."""
+    inv_std = torch.exp(-log_scale)
+    cdf_plus = _approx_std_normal_cdf(inv_std * (x - mean + 1.0 / 255.0))
+    cdf_min = _approx_std_normal_cdf(inv_std * (x - mean - 1.0 / 255.0))
+    log_cdf_plus = torch.log(cdf_plus.clamp(min=1e-12))
+    log_one_minus_cdf_min = torch.log((1.0 - cdf_min).clamp(min=1e-12))
+    log_delta = torch.log((cdf_plus - cdf_min).clamp(min=1e-12))
+    return torch.where(x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_min, log_delta))
+
+
+def _mean_flat(x: Tensor) -> Tensor:
+    return x.mean(dim=list(range(1, x.dim())))
+
+
+def vlb_terms(d: Diffusion, model_output: Tensor, x0: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+    """L_{t-1} of the variational bound per sample, in bits: KL to the true posterior, or the decoder NLL at t=0."""
+    mean, log_var, _ = p_mean_variance(d, model_output, x_t, t, clip_x0=False)
+    true_mean = q_posterior_mean(d, x0, x_t, t)
+    kl = _mean_flat(normal_kl(true_mean, _at(d.posterior_log_var, t), mean, log_var)) / np.log(2.0)
+    nll = -_mean_flat(discretized_gaussian_log_likelihood(x0, mean, 0.5 * log_var)) / np.log(2.0)
+    return torch.where(t == 0, nll, kl)
+
+
+def training_losses(d: Diffusion, model_output: Tensor, x0: Tensor, x_t: Tensor, t: Tensor, noise: Tensor) -> dict[str, Tensor]:
+    """Per-sample losses for a network output at (x_t, t), x_t = q_sample(x0, t, noise).
+
+    ``mse`` is L_simple (on ε, or on x0 with predict_xstart).  A network that learns its
+    variance adds ``vb``, the bound term L_t with the mean's gradient stopped: the hybrid
+    loss L_simple + λ·L_vlb with λ = 1/num_timesteps, or λ = 0.001 for any number of
+    steps with ``rescale_learned_sigmas`` (vb scaled by num_timesteps/1000), as in
+    guided-diffusion.  ``use_kl`` trains on the rescaled bound alone.
+    """
+    cfg, channels = d.config, x0.shape[1]
+    if cfg.use_kl:
+        return {"loss": vlb_terms(d, model_output, x0, x_t, t) * d.num_timesteps}
+    pred, var_values = split_output(model_output, channels)
+    target = x0 if cfg.predict_xstart else noise
+    losses = {"mse": _mean_flat((target - pred) ** 2)}
+    if var_values is not None:
+        frozen = torch.cat([pred.detach(), var_values], dim=1)
+        vb = vlb_terms(d, frozen, x0, x_t, t)
+        losses["vb"] = vb * (d.num_timesteps / 1000.0) if cfg.rescale_learned_sigmas else vb
+    losses["loss"] = losses["mse"] + losses.get("vb", 0.0)
+    return losses

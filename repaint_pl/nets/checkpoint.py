@@ -1,0 +1,69 @@
+"""Reading weight files: guided-diffusion ``.pt`` state dicts and this project's Lightning ``.ckpt``.
+
+Every failure is one line naming the file: missing file, unreadable file, or weights
+that do not fit the architecture (listing the first missing, unexpected and
+wrongly-shaped keys).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+
+class CheckpointError(ValueError):
+    """A weight file that cannot be used; the message is one line and names the file."""
+
+
+def read_checkpoint(path: str) -> dict[str, Any]:
+    """The object stored in ``path`` (tensors loaded on the CPU)."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt or foreign files
+        try:  # Lightning checkpoints may hold hyper-parameter objects (dataclasses, classes)
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception:
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a state dict or a Lightning checkpoint, found {type(obj).__name__}")
+    return obj
+
+
+def is_lightning_checkpoint(obj: Mapping[str, Any]) -> bool:
+    return "state_dict" in obj and "pytorch-lightning_version" in obj
+
+
+def sub_state_dict(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """Entries under ``prefix.`` with the prefix removed."""
+    return {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
+
+
+def _preview(keys: list[str], n: int = 4) -> str:
+    more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
+
+
+def check_fits(module: nn.Module, state: Mapping[str, torch.Tensor], source: str, what: str = "the network") -> None:
+    """Raise CheckpointError unless ``state`` loads into ``module`` with ``strict=True``."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)}≠{tuple(v.shape)}" for k, v in own.items() if k in state and state[k].shape != v.shape]
+    problems = [
+        f"missing keys {_preview(missing)}" if missing else "",
+        f"unexpected keys {_preview(unexpected)}" if unexpected else "",
+        f"shape mismatch {_preview(shapes, 2)}" if shapes else "",
+    ]
+    if any(problems):
+        detail = "; ".join(p for p in problems if p)
+        raise CheckpointError(f"{source}: weights do not fit {what} (wrong file or preset?): {detail}")
+
+
+def load_weights(module: nn.Module, state: Mapping[str, torch.Tensor], source: str, what: str = "the network") -> None:
+    """Strict load of ``state`` into ``module`` (dtypes follow the module, e.g. fp16 torso)."""
+    check_fits(module, state, source, what)
+    module.load_state_dict(state, strict=True)

@@ -1,0 +1,62 @@
+"""Where the sampler's random numbers come from.
+
+``PerSampleNoise`` (the default) gives every sample its own generator, seeded from
+``(seed, sample id)``: a sample's result does not depend on batch size, on which
+other samples share its batch, or on the number of devices.  Sample ``i`` under
+seed ``S`` draws from ``torch.Generator(device).manual_seed(S * 2**32 + i)``, so
+sample 0 under seed S draws exactly what ``torch.manual_seed(S)`` would give.
+
+``GlobalNoise`` draws batch-shaped noise from the device's global generator, in
+the order the original RePaint code does; with the global generator seeded the
+same way, both programs draw the same Gaussian numbers for any batch size.
+"""
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import torch
+from torch import Tensor
+
+
+def sample_seed(seed: int, sample_id: int) -> int:
+    """Seed of sample ``sample_id``'s generator under global seed ``seed`` (64-bit)."""
+    return (int(seed) * 2**32 + int(sample_id)) % 2**64
+
+
+class NoiseSource(Protocol):
+    batch_size: int
+
+    def randn(self, shape: Sequence[int]) -> Tensor:
+        """Standard normal noise of shape ``[B, *shape]``."""
+
+    def randint(self, high: int) -> Tensor:
+        """Integers in ``[0, high)``, shape ``[B]`` (random class labels)."""
+
+
+class PerSampleNoise:
+    """One generator per sample; draws are stacked along the batch dimension."""
+
+    def __init__(self, seed: int, sample_ids: Sequence[int], device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.generators = [torch.Generator(self.device).manual_seed(sample_seed(seed, i)) for i in sample_ids]
+        self.batch_size = len(self.generators)
+
+    def randn(self, shape: Sequence[int]) -> Tensor:
+        return torch.stack([torch.randn(tuple(shape), generator=g, device=self.device) for g in self.generators])
+
+    def randint(self, high: int) -> Tensor:
+        draws = [torch.randint(0, high, (1,), generator=g, device=self.device) for g in self.generators]
+        return torch.cat(draws)
+
+
+class GlobalNoise:
+    """The global generator of ``device``, batch-shaped draws (the original RePaint's stream)."""
+
+    def __init__(self, batch_size: int, device: torch.device | str = "cpu"):
+        self.batch_size, self.device = batch_size, torch.device(device)
+
+    def randn(self, shape: Sequence[int]) -> Tensor:
+        return torch.randn((self.batch_size, *shape), device=self.device)
+
+    def randint(self, high: int) -> Tensor:
+        return torch.randint(0, high, (self.batch_size,), device=self.device)

@@ -1,0 +1,106 @@
+"""The RePaint sampling loop (Lugmayr et al., CVPR 2022), model-agnostic.
+
+One model protocol: ``model_fn(x_t, t) -> output`` where ``t`` is the respaced index
+(long ``[B]``) and ``output`` is ``[B, C, H, W]`` (ε, or x0 with predict_xstart) or
+``[B, 2C, H, W]`` (plus the learned variance values).  Conditioning, time mapping and
+network specifics live in the wrapper that builds ``model_fn`` (see ``denoisers``).
+
+Classifier guidance: ``grad_fn(x_t, t) -> s·∇ log p(y | x_t)``; the reverse mean is
+shifted by σ²·grad (Dhariwal & Nichol).
+
+Images and ``x0`` are in ``[-1, 1]``; ``keep_mask`` is 1 where the pixel is known
+(broadcastable to the image, soft values blend).  Random numbers come from a
+``NoiseSource``, drawn in the original code's order: x_T; then per reverse step the
+posterior noise followed by the known-region noise; per forward jump its noise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Protocol, Sequence
+
+import torch
+from torch import Tensor
+
+from .diffusion import Diffusion, forward_jump, p_mean_variance, q_sample
+from .noise import NoiseSource
+
+ModelFn = Callable[[Tensor, Tensor], Tensor]
+GradFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass
+class StepState:
+    """What a step hook sees after transition ``index`` (``t_from -> t_to``) of the time table."""
+
+    index: int
+    t_from: int
+    t_to: int
+    x: Tensor  # x_{t_to}
+    x0_pred: Optional[Tensor]  # the latest x0 prediction
+
+
+class StepHook(Protocol):
+    def __call__(self, state: StepState) -> None: ...
+
+
+def inject_known(d: Diffusion, x_t: Tensor, x0: Tensor, keep_mask: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+    """RePaint: replace the known region of x_t by the known image noised to level t."""
+    known_t = q_sample(d, x0, t, noise)
+    return keep_mask * known_t + (1 - keep_mask) * x_t
+
+
+def reverse_step(
+    d: Diffusion, model_fn: ModelFn, x_t: Tensor, t: Tensor, noise: Tensor, *,
+    grad_fn: Optional[GradFn] = None, clip_x0: bool = True, add_noise: bool = True,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """x_{t-1} ~ p(x_{t-1} | x_t) with the model's variance; returns (x_{t-1}, x0 prediction)."""
+    t_batch = t.expand(x_t.shape[0])
+    mean, log_var, x0_pred = p_mean_variance(d, model_fn(x_t, t_batch), x_t, t, clip_x0)
+    if grad_fn is not None:
+        mean = mean.float() + torch.exp(log_var) * grad_fn(x_t, t_batch).float()
+    if not add_noise:  # t = 0: the mean is the sample
+        return mean, x0_pred
+    return mean + torch.exp(0.5 * log_var) * noise, x0_pred
+
+
+def repaint(
+    model_fn: ModelFn,
+    x0: Tensor,
+    keep_mask: Tensor,
+    times: Sequence[int],
+    diffusion: Diffusion,
+    noise: NoiseSource,
+    *,
+    grad_fn: Optional[GradFn] = None,
+    clip_x0: bool = True,
+    paste_known: bool = False,
+    x_start: Optional[Tensor] = None,
+    start_index: int = 0,
+    on_step: Optional[StepHook] = None,
+) -> Tensor:
+    """Inpaint ``x0`` where ``keep_mask`` is 0 by walking the time table ``times``.
+
+    Returns the final x_0 ``[B, C, H, W]`` (the raw sample, as the original writes it;
+    with ``paste_known`` the known pixels are copied back from ``x0``).
+    ``x_start``/``start_index`` resume from the state after transition ``start_index - 1``
+    (e.g. one saved by ``on_step``) to branch several fills from one intermediate state.
+    """
+    d = diffusion.to(x0.device)
+    t_table = torch.tensor(list(times), device=x0.device)
+    shape = x0.shape[1:]
+    x = noise.randn(shape) if x_start is None else x_start
+    x0_pred = None
+    for i in range(start_index, len(times) - 1):
+        t_from, t_to, t = times[i], times[i + 1], t_table[i]
+        if t_to < t_from:
+            step_noise = noise.randn(shape)
+            if i > 0:  # every reverse step but the very first sees the known region at level t
+                x = inject_known(d, x, x0, keep_mask, t, noise.randn(shape))
+            x, x0_pred = reverse_step(
+                d, model_fn, x, t, step_noise, grad_fn=grad_fn, clip_x0=clip_x0, add_noise=t_from != 0
+            )
+        else:
+            x = forward_jump(d, x, t_table[i + 1], noise.randn(shape))
+        if on_step is not None:
+            on_step(StepState(i, t_from, t_to, x, x0_pred))
+    return keep_mask * x0 + (1 - keep_mask) * x if paste_known else x
