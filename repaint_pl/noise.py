@@ -3,8 +3,8 @@
 ``PerSampleNoise`` (the default) gives every sample its own generator, seeded from
 ``(seed, sample id)``: a sample's result does not depend on batch size, on which
 other samples share its batch, or on the number of devices.  Sample ``i`` under
-seed ``S`` draws from ``torch.Generator(device).manual_seed(S * 2**32 + i)``, so
-sample 0 under seed S draws exactly what ``torch.manual_seed(S)`` would give.
+seed ``S`` draws from ``torch.Generator(device).manual_seed(sample_seed(S, i))``, i.e.
+exactly what the global generator gives after ``torch.manual_seed(sample_seed(S, i))``.
 
 ``GlobalNoise`` draws batch-shaped noise from the device's global generator, in
 the order the original RePaint code does; with the global generator seeded the
@@ -19,8 +19,15 @@ from torch import Tensor
 
 
 def sample_seed(seed: int, sample_id: int) -> int:
-    """Seed of sample ``sample_id``'s generator under global seed ``seed`` (64-bit)."""
-    return (int(seed) * 2**32 + int(sample_id)) % 2**64
+    """Seed of sample ``sample_id``'s generator under global seed ``seed``.
+
+    A 32-bit SplitMix64 hash of (seed, sample id): PyTorch's CPU generator only uses the
+    low 32 bits of a seed, so every bit of both numbers has to reach those.
+    """
+    z = (int(seed) * 2**32 + int(sample_id) + 0x9E3779B97F4A7C15) % 2**64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
+    return (z ^ (z >> 31)) >> 32
 
 
 class NoiseSource(Protocol):

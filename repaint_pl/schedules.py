@@ -12,7 +12,7 @@ call; ``t -> t+1`` is a forward jump (re-noising) and costs nothing.
 from __future__ import annotations
 
 import math
-from typing import Literal, Sequence
+from typing import Literal, Optional, Sequence
 
 import numpy as np
 
@@ -313,3 +313,36 @@ class ExplicitTimes(TimeTable):
 
     def times(self) -> list[int]:
         return list(self._times)
+
+
+def main(args: Sequence[str] | None = None) -> list[int]:
+    """``python -m repaint_pl.schedules``: print a time table's cost and optionally plot it.
+
+    Takes the same ``model.schedule`` section as eval.py, e.g.
+    ``--config configs/schedule/early.yaml --plot early.png`` or
+    ``--model.schedule JumpSchedule --model.schedule.jump_length 5``.
+    """
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    from repaint_pl import schedules as S  # the importable module, also when run with -m
+
+    parser = ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("--config", action=ActionConfigFile)
+    parser.add_subclass_arguments(S.TimeTable, "model.schedule", required=False)
+    parser.add_argument("--plot", type=Optional[str], default=None, help="write a PNG of the table here")
+    parser.add_argument("--print_times", type=bool, default=False)
+    cfg = parser.instantiate(parser.parse_args(args))
+    table = cfg.model.schedule if cfg.model.schedule is not None else S.JumpSchedule()
+    times = table.times()
+    calls, jumps = count_transitions(times)
+    print(f"{type(table).__name__}: {len(times) - 1} transitions, {calls} network calls, {jumps} forward jumps")
+    if cfg.print_times:
+        print(" ".join(map(str, times)))
+    if cfg.plot:
+        plot_times(times, cfg.plot)
+        print(f"plot written to {cfg.plot}")
+    return times
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny random networks and small image folders made from scikit-image's photos."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from repaint_pl.nets import UNetConfig
+
+TINY = dict(preset="tiny")  # 32x32, 32 channels, learned variance
+
+
+def randomize(module: torch.nn.Module, seed: int = 0, scale: float = 0.05) -> torch.nn.Module:
+    """Random values for every parameter, the zero-initialised output layers included."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * scale)
+    return module
+
+
+def photos(n: int = 3) -> list[tuple[str, np.ndarray]]:
+    from skimage import data
+
+    names = ["astronaut", "coffee", "chelsea", "rocket"][:n]
+    return [(name, getattr(data, name)()) for name in names]
+
+
+def write_folder_pair(root: str, size: int = 32, n: int = 3) -> tuple[str, str]:
+    """``root/gts`` with n photos and ``root/masks`` with n masks (255 = known, a hole in the middle)."""
+    gts, masks = os.path.join(root, "gts"), os.path.join(root, "masks")
+    os.makedirs(gts, exist_ok=True)
+    os.makedirs(masks, exist_ok=True)
+    for i, (name, img) in enumerate(photos(n)):
+        Image.fromarray(img).save(os.path.join(gts, f"{name}.png"))
+        m = np.full((size, size), 255, np.uint8)
+        m[size // 4 : 3 * size // 4, size // 8 + i : size // 2 + i] = 0
+        Image.fromarray(m).save(os.path.join(masks, f"{name}_mask.png"))
+    return gts, masks
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+    torch.save(randomize(UNetConfig(**TINY).build()).state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def image_folders(tmp_path_factory) -> tuple[str, str]:
+    return write_folder_pair(str(tmp_path_factory.mktemp("data")))
