@@ -149,11 +149,18 @@ def eval_main(args: Optional[list[str]] = None) -> RePaintCLI:
     return cli
 
 
-def train_main(args: Optional[list[str]] = None) -> RePaintCLI:
-    """``train.py``: fit a DDPM (LightningCLI ``fit``)."""
+class TrainCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_argument("--ckpt_path", type=Optional[str], default=None,
+                            help="resume training from this checkpoint (e.g. <run>/checkpoints/last.ckpt)")
+
+
+def train_main(args: Optional[list[str]] = None) -> TrainCLI:
+    """``train.py``: fit a DDPM (LightningCLI ``fit``); ``--ckpt_path`` resumes."""
     argv = expand_aliases(sys.argv[1:] if args is None else args)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
-        cli = LightningCLI(RePaintModule, L.LightningDataModule, subclass_mode_data=True, run=False, args=argv)
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
+        cli = TrainCLI(RePaintModule, L.LightningDataModule, subclass_mode_data=True, run=False, args=argv,
+                       save_config_kwargs={"overwrite": True})  # fmt: skip
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
     return cli

@@ -15,12 +15,15 @@ from .diffusion import Diffusion
 from .sampler import GradFn, ModelFn
 
 
-def adm_model_fn(net: nn.Module, diffusion: Diffusion, y: Optional[Tensor] = None) -> ModelFn:
+def adm_model_fn(
+    net: nn.Module, diffusion: Diffusion, y: Optional[Tensor] = None,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> ModelFn:  # fmt: skip
     """guided-diffusion UNet: ``net(x, base_timestep, y)``; ``y`` only for class-conditional nets."""
     d = diffusion
 
     def model_fn(x_t: Tensor, t: Tensor) -> Tensor:
-        return net(x_t, d.model_time(t), y)
+        return net(x_t.contiguous(memory_format=memory_format), d.model_time(t), y)
 
     return model_fn
 

@@ -37,7 +37,7 @@ class RePaintModule(L.LightningModule):
     Args:
         net: the UNet (preset name and/or guided-diffusion flags).
         diffusion: the diffusion process the net was trained for, and its respacing for sampling.
-        schedule: RePaint time table (default: the paper's jump schedule, t_T=250, jump 10 × 10).
+        schedule: RePaint time table (default: the paper's jumps, 10 steps × 10, over all respaced steps).
         classifier: noisy-image classifier for guidance (None: no guidance).
         classifier_scale: guidance scale s (0: no guidance).
         class_label: one class for every image of a class-conditional net (the original's ``cond_y``);
@@ -47,6 +47,7 @@ class RePaintModule(L.LightningModule):
         noise: ``per_sample`` (one generator per sample id) or ``global`` (the original's stream).
         seed: seeds the per-sample generators (``global``: seeds the device's generator at predict start).
         attention: ``einsum`` (the released numerics) or ``sdpa`` (fused attention).
+        channels_last: NHWC memory layout for the network (faster convolutions on CPUs and tensor cores).
         lr, weight_decay: AdamW settings for training.
     """
 
@@ -63,6 +64,7 @@ class RePaintModule(L.LightningModule):
         noise: Literal["per_sample", "global"] = "per_sample",
         seed: int = 0,
         attention: Attention = "einsum",
+        channels_last: bool = False,
         lr: float = 1e-4,
         weight_decay: float = 0.0,
     ):
@@ -75,18 +77,20 @@ class RePaintModule(L.LightningModule):
         self.net_config, self.diffusion_config = net, diffusion
         self.net = net.build()
         self.net.set_attention_backend(attention)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.net.to(memory_format=self.memory_format)
         self._check_variance(net, diffusion)
         self.classifier = classifier.build() if classifier is not None else None
         if self.classifier is not None:
             self.classifier.set_attention_backend(attention)
             self.classifier.requires_grad_(False)
-        self.schedule = schedule if schedule is not None else JumpSchedule()
         self.classifier_scale, self.class_label = classifier_scale, class_label
         self.clip_denoised, self.paste_known = clip_denoised, paste_known
         self.noise_mode, self.seed = noise, seed
         self.lr, self.weight_decay = lr, weight_decay
         self.sampling = diffusion.build(respaced=True)
         self.training_diffusion = diffusion.build(respaced=False)
+        self.schedule = schedule if schedule is not None else JumpSchedule(t_T=self.sampling.num_timesteps)
         self.times = self.schedule.times()
         if self.schedule.t_T > self.sampling.num_timesteps:
             raise ValueError(
@@ -148,7 +152,7 @@ class RePaintModule(L.LightningModule):
         noise = self._noise(ids, image.device)
         labels = self._labels(y, noise, image.shape[0], image.device)
         d = self.sampling.to(image.device)
-        model_fn = adm_model_fn(self.net, d, labels if self.net.num_classes is not None else None)
+        model_fn = adm_model_fn(self.net, d, labels if self.net.num_classes is not None else None, self.memory_format)
         grad_fn = None
         if self.classifier is not None and self.classifier_scale > 0:
             grad_fn = classifier_grad_fn(self.classifier, d, labels, self.classifier_scale)
@@ -176,16 +180,27 @@ class RePaintModule(L.LightningModule):
 
     # ------------------------------------------------------------------ training
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+    def diffusion_losses(self, batch: dict[str, Any], generator: Optional[torch.Generator] = None) -> dict[str, Tensor]:
+        """Per-sample losses at random timesteps t ~ U{0..T-1} with random ε (from ``generator`` if given)."""
         x0 = batch["image"]
         d = self.training_diffusion.to(x0.device)
-        t = torch.randint(0, d.num_timesteps, (x0.shape[0],), device=x0.device)
-        noise = torch.randn_like(x0)
+        t = torch.randint(0, d.num_timesteps, (x0.shape[0],), device=x0.device, generator=generator)
+        noise = torch.randn(x0.shape, device=x0.device, generator=generator)
         x_t = q_sample(d, x0, t, noise)
         y = batch.get("y") if self.net.num_classes is not None else None
-        losses = training_losses(d, self.net(x_t, d.model_time(t), y), x0, x_t, t, noise)
-        self.log_dict({f"train/{k}": v.mean() for k, v in losses.items()}, prog_bar=True, batch_size=len(x0))
+        out = self.net(x_t.contiguous(memory_format=self.memory_format), d.model_time(t), y)
+        return training_losses(d, out, x0, x_t, t, noise)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        losses = self.diffusion_losses(batch)
+        self.log_dict({f"train/{k}": v.mean() for k, v in losses.items()}, prog_bar=True, batch_size=len(batch["image"]))
         return losses["loss"].mean()
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Loss on held-out data with the same t and ε at every validation (comparable over training)."""
+        generator = torch.Generator(self.device).manual_seed(batch_idx)
+        losses = self.diffusion_losses(batch, generator)
+        self.log_dict({f"val/{k}": v.mean() for k, v in losses.items()}, batch_size=len(batch["image"]), sync_dist=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)

@@ -39,9 +39,10 @@ UNET_PRESETS: dict[str, dict[str, Any]] = {
         class_cond=True, use_fp16=True, dropout=0.1,
     ),  # fmt: skip
     # Small nets for this project's own training (texture models) and tests
-    "texture64": dict(
-        image_size=64, num_channels=64, num_res_blocks=2, attention_resolutions="16", channel_mult="1,2,2,2",
-        num_head_channels=32, resblock_updown=False, learn_sigma=False, use_scale_shift_norm=True,
+    # The shipped texture model was trained with this preset: keep it unchanged.
+    "texture32": dict(
+        image_size=32, in_channels=1, num_channels=32, num_res_blocks=2, attention_resolutions="",
+        channel_mult="1,2,2", num_head_channels=32, learn_sigma=True, use_scale_shift_norm=True,
     ),  # fmt: skip
     "tiny": dict(
         image_size=32, num_channels=32, num_res_blocks=1, attention_resolutions="8", channel_mult="1,2",

@@ -1,0 +1,150 @@
+"""Keep masks (1 = known, 0 = to fill) for the paper's mask types, LaMa's random masks, and boxes.
+
+Every mask is a float32 tensor ``[1, size, size]`` and is deterministic per
+``(seed, image_id)``.  Types, under the original RePaint config names:
+
+* ``thick``, ``thin``, ``medium``: LaMa's random masks (strokes, and for thick/medium boxes) with
+  the parameters of LaMa's ``random_{thick,thin,medium}_256`` generators, scaled to the image size;
+  a mask that hides more than half the image is drawn again (LaMa's ``max_tamper_area``).
+* ``nn2``: super-resolution 2×, every second pixel of every second row known.
+* ``ev2li``: alternating lines, every second row known.
+* ``genhalf``: one half known (``side``: left, right, top, bottom, or random per image).
+* ``ex64``: expand, only the centre ``size/4`` square known (64×64 at 256).
+* ``box``: one rectangular hole of random size (a quarter to a half of the side) and position.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import numpy as np
+import torch
+
+MASK_TYPES = ("thick", "thin", "medium", "nn2", "ev2li", "genhalf", "ex64", "box")
+PAPER_MASK_TYPES = ("thick", "thin", "nn2", "ev2li", "genhalf", "ex64")
+Side = Literal["random", "left", "right", "top", "bottom"]
+
+
+@dataclass(frozen=True)
+class StrokeParams:
+    """LaMa's irregular-stroke parameters at 256×256 (lengths and widths in pixels)."""
+
+    min_times: int
+    max_times: int
+    max_width: int
+    max_angle: int
+    max_len: int
+
+
+@dataclass(frozen=True)
+class BoxParams:
+    """LaMa's random-rectangle parameters at 256×256."""
+
+    margin: int
+    bbox_min_size: int
+    bbox_max_size: int
+    min_times: int
+    max_times: int
+
+
+# (strokes, boxes or None, probability of boxes relative to strokes): LaMa's configs/data_gen/random_*_256.yaml
+LAMA_PARAMS: dict[str, tuple[StrokeParams, Optional[BoxParams], float]] = {
+    "thick": (StrokeParams(1, 5, 100, 4, 200), BoxParams(10, 30, 150, 1, 3), 0.3),
+    "thin": (StrokeParams(4, 50, 10, 4, 40), None, 0.0),
+    "medium": (StrokeParams(4, 5, 50, 4, 100), BoxParams(0, 10, 50, 1, 5), 0.3),
+}
+MAX_HOLE_FRACTION = 0.5
+
+
+def mask_rng(seed: int, image_id: int, kind: str) -> np.random.Generator:
+    """The generator of one image's mask: independent of every other image, seed and mask type."""
+    return np.random.default_rng([int(seed), int(image_id), int.from_bytes(kind.encode(), "little") % 2**63])
+
+
+def _stroke(hole: np.ndarray, p0: tuple[float, float], p1: tuple[float, float], width: float) -> None:
+    """Mark pixels within width/2 of the segment p0-p1 (x, y) as hole."""
+    h, w = hole.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    (x0, y0), (x1, y1) = p0, p1
+    dx, dy = x1 - x0, y1 - y0
+    t = np.clip(((xs - x0) * dx + (ys - y0) * dy) / max(dx * dx + dy * dy, 1e-9), 0, 1)
+    hole |= (xs - (x0 + t * dx)) ** 2 + (ys - (y0 + t * dy)) ** 2 <= (width / 2) ** 2
+
+
+def lama_strokes(size: int, p: StrokeParams, rng: np.random.Generator) -> np.ndarray:
+    """Hole mask of random polylines with random brush widths (LaMa's irregular masks)."""
+    s = size / 256
+    hole = np.zeros((size, size), bool)
+    for i in range(rng.integers(p.min_times, p.max_times + 1)):
+        x, y = rng.integers(size), rng.integers(size)
+        for _ in range(1 + rng.integers(5)):
+            angle = 0.01 + rng.integers(p.max_angle)
+            angle = 2 * math.pi - angle if i % 2 == 0 else angle
+            length = (10 + rng.integers(p.max_len)) * s
+            width = (5 + rng.integers(p.max_width)) * s
+            x1 = int(np.clip(x + length * math.sin(angle), 0, size))
+            y1 = int(np.clip(y + length * math.cos(angle), 0, size))
+            _stroke(hole, (x, y), (x1, y1), width)
+            x, y = x1, y1
+    return hole
+
+
+def lama_boxes(size: int, p: BoxParams, rng: np.random.Generator) -> np.ndarray:
+    """Hole mask of random rectangles (LaMa's box masks)."""
+    s = size / 256
+    margin, lo = round(p.margin * s), max(1, round(p.bbox_min_size * s))
+    hi = max(lo + 1, min(round(p.bbox_max_size * s), size - 2 * margin))
+    hole = np.zeros((size, size), bool)
+    for _ in range(rng.integers(p.min_times, p.max_times + 1)):
+        bw, bh = rng.integers(lo, hi), rng.integers(lo, hi)
+        x, y = rng.integers(margin, size - margin - bw + 1), rng.integers(margin, size - margin - bh + 1)
+        hole[y : y + bh, x : x + bw] = True
+    return hole
+
+
+def lama_mask(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A LaMa random hole mask (strokes or boxes) hiding at most half of the image."""
+    strokes, boxes, box_proba = LAMA_PARAMS[kind]
+    while True:
+        use_boxes = boxes is not None and rng.random() < box_proba / (1 + box_proba)
+        hole = lama_boxes(size, boxes, rng) if use_boxes else lama_strokes(size, strokes, rng)
+        if hole.mean() <= MAX_HOLE_FRACTION:
+            return hole
+
+
+def half_keep(size: int, side: str) -> np.ndarray:
+    keep, half = np.zeros((size, size), bool), size // 2
+    region = {"left": np.s_[:, :half], "right": np.s_[:, half:], "top": np.s_[:half, :], "bottom": np.s_[half:, :]}
+    keep[region[side]] = True
+    return keep
+
+
+def box_hole(size: int, rng: np.random.Generator) -> np.ndarray:
+    bh, bw = rng.integers(size // 4, size // 2 + 1, size=2)
+    y, x = rng.integers(0, size - bh + 1), rng.integers(0, size - bw + 1)
+    hole = np.zeros((size, size), bool)
+    hole[y : y + bh, x : x + bw] = True
+    return hole
+
+
+def keep_mask(kind: str, size: int, seed: int = 0, image_id: int = 0, side: Side = "random") -> torch.Tensor:
+    """The keep mask ``[1, size, size]`` (1 = known) of type ``kind`` for one image."""
+    rng = mask_rng(seed, image_id, kind)
+    ys, xs = np.mgrid[0:size, 0:size]
+    if kind in LAMA_PARAMS:
+        keep = ~lama_mask(kind, size, rng)
+    elif kind == "nn2":
+        keep = (ys % 2 == 0) & (xs % 2 == 0)
+    elif kind == "ev2li":
+        keep = ys % 2 == 0
+    elif kind == "genhalf":
+        keep = half_keep(size, side if side != "random" else ("left", "right", "top", "bottom")[rng.integers(4)])
+    elif kind == "ex64":
+        lo, hi = (size - size // 4) // 2, (size - size // 4) // 2 + size // 4
+        keep = (ys >= lo) & (ys < hi) & (xs >= lo) & (xs < hi)
+    elif kind == "box":
+        keep = ~box_hole(size, rng)
+    else:
+        raise ValueError(f"mask type {kind!r} is unknown; known: {', '.join(MASK_TYPES)}")
+    return torch.from_numpy(keep.astype(np.float32))[None]
