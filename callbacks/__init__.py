@@ -1,6 +1,7 @@
-"""Callbacks (installed as ``repaint_pl.callbacks``): prediction writer, progress bar, training previews."""
+"""Callbacks (installed as ``repaint_pl.callbacks``): prediction writer, metrics, progress bar, previews."""
+from .metrics import InpaintMetrics
 from .preview import SamplePreview
 from .progress import InpaintProgressBar
 from .writer import RePaintWriter
 
-__all__ = ["InpaintProgressBar", "RePaintWriter", "SamplePreview"]
+__all__ = ["InpaintMetrics", "InpaintProgressBar", "RePaintWriter", "SamplePreview"]

@@ -22,14 +22,18 @@ class InpaintProgressBar(TQDMProgressBar):
         self._calls_per_batch = pl_module.network_calls_per_image
         loaders = trainer.predict_dataloaders
         loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
-        self._total_images = sum(len(dl.batch_sampler.sampler) for dl in loaders)  # this rank's share
+        try:  # this process's share; unknown for streamed (webdataset) inputs
+            self._total_images = sum(len(dl.batch_sampler.sampler) for dl in loaders)
+        except TypeError:
+            self._total_images = "?"
         pl_module.step_hooks.append(self._on_step)
 
     def on_predict_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
                                batch_idx: int, dataloader_idx: int = 0) -> None:  # fmt: skip
         if self.has_dataloader_changed(dataloader_idx):
             bar = self.predict_progress_bar
-            bar.reset(total=self.total_predict_batches_current_dataloader * self._calls_per_batch)
+            batches = self.total_predict_batches_current_dataloader
+            bar.reset(total=batches * self._calls_per_batch if batches != float("inf") else None)
             bar.unit = "call"
             bar.set_description("RePaint")
 

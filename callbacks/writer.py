@@ -1,6 +1,12 @@
-"""Writing predictions as the original RePaint does: one PNG per input and kind, named after the input."""
+"""Writing predictions as the original RePaint does: one PNG per input and kind, named after the input.
+
+Every file is written atomically (a temporary file renamed into place), so a killed run never leaves
+a half-written PNG.  Inputs whose outputs all exist are marked ``done`` before their batch is sampled:
+a run started again with the same command skips them (results are per-sample, so nothing else changes).
+"""
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Optional, Sequence
 
@@ -27,6 +33,14 @@ def save_png(array: np.ndarray, path: str) -> None:
     os.replace(tmp, path)
 
 
+def save_json(obj: Any, path: str) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
+
+
 def output_images(image: Tensor, keep_mask: Tensor, inpainted: Tensor) -> dict[str, Tensor]:
     """The four pictures of one sample, each ``[C, H, W]`` in [-1, 1] (masks as 2m - 1)."""
     mask = keep_mask.float().expand_as(image)
@@ -39,28 +53,47 @@ def output_images(image: Tensor, keep_mask: Tensor, inpainted: Tensor) -> dict[s
 
 
 class RePaintWriter(BasePredictionWriter):
-    """Writes ``inpainted/``, ``gt/``, ``gt_masked/`` and ``gt_keep_mask/`` PNGs under ``out_dir``.
+    """Writes ``inpainted/``, ``gt/``, ``gt_masked/`` and ``gt_keep_mask/`` PNGs under ``out_dir``, and
+    ``meta/<name>.json`` (id, mask type, seconds, network calls) for the metrics.
 
-    Each folder can be placed elsewhere (the original conf's ``paths``: srs, gts, lrs, gt_keep_masks).
+    Each picture folder can be placed elsewhere (the original conf's ``paths``: srs, gts, lrs, gt_keep_masks).
+    ``overwrite``: sample again inputs whose outputs exist (default: skip them, which resumes a run).
     """
 
     def __init__(
         self, out_dir: str = "results", inpainted: Optional[str] = None, gt: Optional[str] = None,
-        gt_masked: Optional[str] = None, gt_keep_mask: Optional[str] = None,
+        gt_masked: Optional[str] = None, gt_keep_mask: Optional[str] = None, overwrite: bool = False,
     ):  # fmt: skip
         super().__init__(write_interval="batch")
-        self.out_dir = out_dir
+        self.out_dir, self.overwrite = out_dir, overwrite
         given = dict(inpainted=inpainted, gt=gt, gt_masked=gt_masked, gt_keep_mask=gt_keep_mask)
         self.dirs = {k: os.path.expanduser(v or os.path.join(out_dir, k)) for k, v in given.items()}
+        self.meta_dir = os.path.join(out_dir, "meta")
 
     def path(self, kind: str, name: str) -> str:
         return os.path.join(self.dirs[kind], name)
+
+    def meta_path(self, name: str) -> str:
+        return os.path.join(self.meta_dir, os.path.splitext(name)[0] + ".json")
+
+    def finished(self, name: str) -> bool:
+        """All outputs of ``name`` exist (the meta file is written last)."""
+        return os.path.isfile(self.meta_path(name)) and all(os.path.isfile(self.path(k, name)) for k in KINDS)
+
+    def on_predict_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int,
+                               dataloader_idx: int = 0) -> None:  # fmt: skip
+        batch["done"] = [not self.overwrite and self.finished(name) for name in batch["name"]]
 
     def write_on_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: dict[str, Any],
         batch_indices: Optional[Sequence[int]], batch: Any, batch_idx: int, dataloader_idx: int = 0,
     ) -> None:  # fmt: skip
         for i, name in enumerate(prediction["name"]):
+            if not prediction["sampled"][i]:
+                continue
             pictures = output_images(prediction["image"][i], prediction["keep_mask"][i], prediction["inpainted"][i])
             for kind, picture in pictures.items():
                 save_png(to_uint8(picture), self.path(kind, name))
+            meta = {"id": int(prediction["id"][i]), "mask_type": prediction["mask_type"][i],
+                    "seconds": prediction["seconds"], "network_calls": prediction["network_calls"]}  # fmt: skip
+            save_json(meta, self.meta_path(name))

@@ -1,8 +1,8 @@
 """Datamodules (installed as ``repaint_pl.datamodules``)."""
-from .folders import InpaintFolderDataModule, PairedFolderDataset
+from .folders import ImageFolderDataModule, InpaintFolderDataModule, InpaintItems
+from .shards import ShardDataModule
 from .images import ImageFileError, center_crop_resize, list_images, load_image, load_mask
-from .masked import GeneratedMaskDataset
 from .textures import TextureDataModule
 
-__all__ = ["InpaintFolderDataModule", "PairedFolderDataset", "GeneratedMaskDataset", "TextureDataModule",
+__all__ = ["ImageFolderDataModule", "InpaintFolderDataModule", "InpaintItems", "ShardDataModule", "TextureDataModule",
            "ImageFileError", "center_crop_resize", "list_images", "load_image", "load_mask"]

@@ -1,105 +1,251 @@
-"""Images and masks from folders (the original RePaint layout: ``gt_path`` + ``mask_path``)."""
+"""Images (and masks) from folders of any layout.
+
+``ImageFolderDataModule``: every image below ``image_path`` with masks from ``mask_path`` (paired by
+name, or in sorted order as the original RePaint does) or generated for each of ``mask_types``;
+optional class labels from class folders (ImageNet val layout) or a label file.
+``InpaintFolderDataModule``: the original RePaint layout and argument names (gts + gt_keep_masks).
+
+A bad file never stops a run: its item carries ``error`` (one line naming the file) and is skipped
+by the sampler, reported, and recorded in the summary.
+"""
 from __future__ import annotations
 
+import csv
 import os
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Literal, Optional, Sequence
 
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
-from .images import ImageFileError, is_binary, list_images, load_image, load_mask
+from repaint_pl.masks import keep_mask
+
+from .images import ImageFileError, image_size_of, is_binary, list_images, load_image, load_mask
 
 
-def output_name(path: str) -> str:
-    """File name of every output written for input ``path``: its stem with ``.png``."""
-    return os.path.splitext(os.path.basename(path))[0] + ".png"
+def output_stem(path: str, root: Optional[str] = None) -> str:
+    """Stem of the output files for input ``path``: the file name, or its path below ``root`` (nested layouts)."""
+    rel = os.path.relpath(path, root) if root else os.path.basename(path)
+    return os.path.splitext(rel)[0]
 
 
-def check_unique_names(paths: Sequence[str]) -> None:
+def check_unique(stems: Sequence[str], paths: Sequence[str]) -> None:
     seen: dict[str, str] = {}
+    for stem, path in zip(stems, paths):
+        other = seen.setdefault(stem, path)
+        if other != path:
+            raise ImageFileError(f"{path}: same output name {stem!r} as {other}; rename one of them")
+
+
+def read_labels(path: str) -> dict[str, int]:
+    """A label file: ``name label`` / ``name,label`` lines (name = file name, relative path or stem)."""
+    if not os.path.isfile(path):
+        raise ImageFileError(f"{path}: label file not found")
+    labels = {}
+    with open(path, newline="") as f:
+        for n, row in enumerate(csv.reader(f, delimiter="," if path.endswith(".csv") else " "), 1):
+            row = [c for c in row if c.strip()]
+            if not row or row[0].startswith("#"):
+                continue
+            try:
+                labels[row[0].strip()] = int(row[1])
+            except (IndexError, ValueError):
+                raise ImageFileError(f"{path}:{n}: expected 'name label', got {' '.join(row)!r}") from None
+    return labels
+
+
+def folder_labels(paths: Sequence[str], root: str) -> list[int]:
+    """Class of each image from its first folder below ``root``: sorted folder names -> 0, 1, …
+    (ImageNet's wnid order), or the folder name itself when every folder name is an integer."""
+    folders = [os.path.relpath(p, root).split(os.sep)[0] for p in paths]
+    if any(f == os.path.basename(p) for f, p in zip(folders, paths)):
+        raise ImageFileError(f"{root}: class_folders needs every image inside a class folder")
+    if all(f.isdigit() for f in folders):
+        return [int(f) for f in folders]
+    index = {name: i for i, name in enumerate(sorted(set(folders)))}
+    return [index[f] for f in folders]
+
+
+def lookup_labels(paths: Sequence[str], root: str, table: dict[str, int], source: str) -> list[int]:
+    out = []
     for p in paths:
-        other = seen.setdefault(output_name(p), p)
-        if other != p:
-            raise ImageFileError(f"{p}: same output name {output_name(p)!r} as {other}; rename one of them")
+        rel = os.path.relpath(p, root)
+        for key in (rel, os.path.basename(p), os.path.splitext(rel)[0], os.path.splitext(os.path.basename(p))[0]):
+            if key in table:
+                out.append(table[key])
+                break
+        else:
+            raise ImageFileError(f"{source}: no label for {rel}")
+    return out
 
 
-class PairedFolderDataset(Dataset):
-    """Image ``i`` of the sorted images with mask ``i`` of the sorted masks (the original's pairing).
+class InpaintItems(Dataset):
+    """Inputs to inpaint, each a ``(stem, image, mask)``: the image a file path or a ``[C, S, S]``
+    tensor in [-1, 1], the mask a file path or (``generated``) a mask type.
 
-    Items: ``image`` [3, S, S] in [-1, 1], ``keep_mask`` [3, S, S] in [0, 1] (1 = known), ``id``
-    (offset + index: seeds the sample's generator), ``name`` (output file name).
+    Items: ``image`` ``[C, S, S]`` in [-1, 1], ``keep_mask`` (1 = known), ``id``, ``name``
+    (``<stem>.png``, under ``<mask type>/`` for generated masks), ``mask_type``, ``error`` ("" when
+    fine), and ``y`` with labels.  A file that cannot be read gives an item with ``error`` set.
     """
 
     def __init__(
-        self, image_paths: Sequence[str], mask_paths: Sequence[str], image_size: int, ids: Sequence[int],
-        mask_threshold: Optional[float] = 0.5, invert_masks: bool = False,
+        self, entries: Sequence[tuple[str, str, str]], ids: Sequence[int], image_size: int, generated: bool,
+        mask_seed: int = 0, mask_threshold: Optional[float] = 0.5, invert_masks: bool = False,
+        labels: Optional[Sequence[int]] = None, channels: int = 3, mask_name: str = "mask",
+        check_mask_size: bool = True, image_index: Optional[Sequence[int]] = None,
     ):  # fmt: skip
-        self.image_paths, self.mask_paths, self.ids = list(image_paths), list(mask_paths), list(ids)
-        self.image_size, self.mask_threshold, self.invert_masks = image_size, mask_threshold, invert_masks
+        self.entries, self.ids, self.image_size, self.generated = list(entries), list(ids), image_size, generated
+        self.mask_seed, self.mask_threshold, self.invert_masks = mask_seed, mask_threshold, invert_masks
+        self.labels, self.channels, self.mask_name, self.check_mask_size = labels, channels, mask_name, check_mask_size
+        self.image_index = list(image_index) if image_index is not None else list(range(len(self.entries)))
         self._warned = False
 
     def __len__(self) -> int:
-        return len(self.image_paths)
+        return len(self.entries)
 
-    def _mask(self, path: str) -> torch.Tensor:
-        mask = load_mask(path, self.image_size, self.invert_masks)
+    def _file_mask(self, mask_path: str, image_path: str) -> torch.Tensor:
+        if self.check_mask_size and image_size_of(mask_path) != image_size_of(image_path):
+            w, h = image_size_of(mask_path)
+            W, H = image_size_of(image_path)
+            raise ImageFileError(f"{mask_path}: mask is {w}x{h} but its image {image_path} is {W}x{H}")
+        mask = load_mask(mask_path, self.image_size, self.invert_masks)
         if self.mask_threshold is None or is_binary(mask):
             return mask
         if not self._warned:
-            rank_zero_warn(f"{path}: mask is not binary; binarising masks at {self.mask_threshold} (data.mask_threshold)")
+            rank_zero_warn(f"{mask_path}: mask is not binary; masks are binarised at {self.mask_threshold} "
+                           "(data.mask_threshold)")  # fmt: skip
             self._warned = True
         return (mask >= self.mask_threshold).float()
 
+    def _image(self, source: str | torch.Tensor) -> torch.Tensor:
+        return load_image(source, self.image_size, self.channels) if isinstance(source, str) else source
+
     def __getitem__(self, i: int) -> dict[str, Any]:
-        image_path = self.image_paths[i]
-        return {
-            "image": load_image(image_path, self.image_size),
-            "keep_mask": self._mask(self.mask_paths[i]),
-            "id": self.ids[i],
-            "name": output_name(image_path),
-        }
+        stem, image, mask = self.entries[i]
+        mask_type = mask if self.generated else self.mask_name
+        item: dict[str, Any] = {
+            "id": self.ids[i], "mask_type": mask_type, "error": "",
+            "name": f"{mask_type}/{stem}.png" if self.generated else f"{stem}.png",
+        }  # fmt: skip
+        if self.labels is not None:
+            item["y"] = int(self.labels[i])
+        try:
+            item["image"] = self._image(image)
+            if self.generated:
+                item["keep_mask"] = keep_mask(mask, self.image_size, self.mask_seed, self.image_index[i])
+            else:
+                item["keep_mask"] = self._file_mask(mask, image)
+        except ImageFileError as e:
+            item["error"] = str(e)
+            item["image"] = torch.zeros(self.channels, self.image_size, self.image_size)
+            item["keep_mask"] = torch.ones(1 if self.generated else 3, self.image_size, self.image_size)
+        return item
 
 
-class InpaintFolderDataModule(L.LightningDataModule):
-    """Inputs as the original RePaint reads them: every image below ``gt_path`` paired, in sorted
-    order, with every mask below ``mask_path`` (255 = known).
+class ImageFolderDataModule(L.LightningDataModule):
+    """Images from a folder (any layout, searched recursively), masks from a folder or generated.
 
     Args:
-        gt_path, mask_path: folders (searched recursively).
+        image_path: folder of images (jpg, png, …), e.g. CelebA-HQ, Places2 or ImageNet val.
         image_size: the model's size; images are resized and centre-cropped like guided-diffusion.
+        mask_types: generated mask types (``repaint_pl.masks``); every image is inpainted under each.
+        mask_path: a folder of mask files instead (255 = known); ``mask_types`` is then ignored.
+        pair_masks: ``name`` (mask with the image's relative path / stem, any extension, optionally
+            with a ``_mask`` suffix) or ``sorted`` (i-th mask with i-th image, as the original).
+        invert_masks: mask files use LaMa's convention (255 = to fill).
+        mask_threshold: binarise non-binary masks at this value (None keeps soft masks).
+        class_folders: class labels from the first folder level (ImageNet val: wnid folders).
+        labels: a label file (``name label`` per line, or CSV) instead.
+        max_images, offset: a slice of the sorted images (sample ids stay those of the full list).
+        mask_seed: seeds the generated masks.
+        channels: 3 (RGB) or 1 (grey).
         batch_size, num_workers: DataLoader settings.
-        max_len: use at most this many pairs (after ``offset``).
-        offset: skip the first ``offset`` pairs (ids still count from the first file).
-        mask_threshold: binarise non-binary masks at this value (None: keep soft masks, as the original).
-        invert_masks: masks use LaMa's convention (255 = fill).
+    """
+
+    def __init__(
+        self, image_path: str, image_size: int = 256, mask_types: Sequence[str] = ("thick",),
+        mask_path: Optional[str] = None, pair_masks: Literal["name", "sorted"] = "name", invert_masks: bool = False,
+        mask_threshold: Optional[float] = 0.5, class_folders: bool = False, labels: Optional[str] = None,
+        max_images: Optional[int] = None, offset: int = 0, mask_seed: int = 0, channels: int = 3,
+        batch_size: int = 1, num_workers: int = 0,
+    ):  # fmt: skip
+        super().__init__()
+        self.image_path, self.image_size, self.mask_types = image_path, image_size, list(mask_types)
+        self.mask_path, self.pair_masks, self.invert_masks = mask_path, pair_masks, invert_masks
+        self.mask_threshold, self.class_folders, self.labels = mask_threshold, class_folders, labels
+        self.max_images, self.offset, self.mask_seed, self.channels = max_images, offset, mask_seed, channels
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.check_mask_size = True
+        self.dataset: Optional[InpaintItems] = None
+
+    def _image_labels(self, images: list[str]) -> Optional[list[int]]:
+        if self.labels:
+            return lookup_labels(images, self.image_path, read_labels(self.labels), self.labels)
+        return folder_labels(images, self.image_path) if self.class_folders else None
+
+    def _pair(self, images: list[str], masks: list[str]) -> list[str]:
+        if self.pair_masks == "sorted":
+            if len(images) != len(masks):
+                raise ImageFileError(f"{self.image_path}: {len(images)} images but {self.mask_path} has "
+                                     f"{len(masks)} masks; pair_masks='sorted' pairs them one to one")  # fmt: skip
+            return masks
+        by_stem = {}
+        for m in masks:
+            stem = os.path.splitext(os.path.relpath(m, self.mask_path))[0]
+            by_stem[stem.removesuffix("_mask")] = by_stem[stem] = m
+        missing = [i for i in images if output_stem(i, self.image_path) not in by_stem]
+        if missing:
+            raise ImageFileError(f"{missing[0]}: no mask with this name in {self.mask_path} "
+                                 f"({len(missing)} images lack one)")  # fmt: skip
+        return [by_stem[output_stem(i, self.image_path)] for i in images]
+
+    def setup(self, stage: str = "predict") -> None:
+        images = list_images(self.image_path)
+        labels = self._image_labels(images)
+        masks = self._pair(images, list_images(self.mask_path)) if self.mask_path else None
+        end = None if self.max_images is None else self.offset + self.max_images
+        index = list(range(len(images)))[self.offset : end]
+        stems = [output_stem(images[i], self.image_path) for i in index]
+        check_unique(stems, [images[i] for i in index])
+        kinds = self.mask_types if masks is None else [None]
+        # one entry per (image, mask type); ids and masks depend on the image's index in the full list
+        pairs = [(stem, i, k) for stem, i in zip(stems, index) for k in range(len(kinds))]
+        self.dataset = InpaintItems(
+            [(stem, images[i], masks[i] if masks else kinds[k]) for stem, i, k in pairs],
+            [i * len(kinds) + k for _, i, k in pairs], self.image_size, generated=masks is None,
+            mask_seed=self.mask_seed, mask_threshold=self.mask_threshold, invert_masks=self.invert_masks,
+            labels=[labels[i] for _, i, _ in pairs] if labels else None, channels=self.channels,
+            check_mask_size=self.check_mask_size, image_index=[i for _, i, _ in pairs],
+        )  # fmt: skip
+
+    def predict_dataloader(self) -> DataLoader:
+        return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
+
+
+class InpaintFolderDataModule(ImageFolderDataModule):
+    """The original RePaint layout and argument names: image ``i`` of ``gt_path`` with mask ``i`` of
+    ``mask_path`` in sorted order (255 = known), outputs named after the image's file name.
+
+    ``max_len``/``offset`` slice the pairs; ``mask_threshold=None`` keeps soft masks as the original
+    does (``--repaint_conf`` sets it so); masks of another size than their image are resized like
+    the original unless ``check_mask_size``.
     """
 
     def __init__(
         self, gt_path: str, mask_path: str, image_size: int = 256, batch_size: int = 1, num_workers: int = 0,
         max_len: Optional[int] = None, offset: int = 0, mask_threshold: Optional[float] = 0.5,
-        invert_masks: bool = False,
+        invert_masks: bool = False, check_mask_size: bool = True,
     ):  # fmt: skip
-        super().__init__()
-        self.gt_path, self.mask_path, self.image_size = gt_path, mask_path, image_size
-        self.batch_size, self.num_workers = batch_size, num_workers
-        self.max_len, self.offset = max_len, offset
-        self.mask_threshold, self.invert_masks = mask_threshold, invert_masks
-        self.dataset: Optional[PairedFolderDataset] = None
+        super().__init__(
+            image_path=gt_path, image_size=image_size, mask_path=mask_path, pair_masks="sorted",
+            invert_masks=invert_masks, mask_threshold=mask_threshold, max_images=max_len, offset=offset,
+            batch_size=batch_size, num_workers=num_workers,
+        )  # fmt: skip
+        self.check_mask_size = check_mask_size
 
     def setup(self, stage: str = "predict") -> None:
-        images, masks = list_images(self.gt_path), list_images(self.mask_path)
-        if len(images) != len(masks):
-            raise ImageFileError(
-                f"{self.gt_path}: {len(images)} images but {self.mask_path} has {len(masks)} masks; "
-                "the original layout pairs them one to one in sorted order"
-            )
-        end = None if self.max_len is None else self.offset + self.max_len
-        images, masks = images[self.offset : end], masks[self.offset : end]
-        check_unique_names(images)
-        ids = range(self.offset, self.offset + len(images))
-        self.dataset = PairedFolderDataset(images, masks, self.image_size, ids, self.mask_threshold, self.invert_masks)
-
-    def predict_dataloader(self) -> DataLoader:
-        return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
+        super().setup(stage)
+        # flat output names, as the original writes them
+        self.dataset.entries = [(os.path.basename(stem), p, m) for stem, p, m in self.dataset.entries]
+        check_unique([s for s, _, _ in self.dataset.entries], [p for _, p, _ in self.dataset.entries])

@@ -46,6 +46,17 @@ def open_rgb(path: str, mode: str = "RGB") -> Image.Image:
         raise ImageFileError(f"{path}: unreadable or corrupt image ({e.__class__.__name__})") from None
 
 
+def image_size_of(path: str) -> tuple[int, int]:
+    """(width, height) of an image file, read from its header."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except FileNotFoundError:
+        raise ImageFileError(f"{path}: file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageFileError(f"{path}: unreadable or corrupt image ({e.__class__.__name__})") from None
+
+
 def center_crop_resize(image: Image.Image, size: int) -> np.ndarray:
     """guided-diffusion's ``center_crop_arr``: BOX halvings, BICUBIC to the size, centre crop. Returns uint8 HWC."""
     while min(image.size) >= 2 * size:

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from repaint_pl.masks import PAPER_MASK_TYPES
 
 from .images import ImageFileError, list_images, open_rgb
-from .masked import GeneratedMaskDataset
+from .folders import InpaintItems
 
 SKIMAGE_TEXTURES = ("brick", "grass", "gravel")
 
@@ -151,6 +151,11 @@ class TextureDataModule(L.LightningDataModule):
                 for k, crop in enumerate(held_out_crops(held, size, self.eval_crops))]  # fmt: skip
 
     def predict_dataloader(self) -> DataLoader:
-        images = [(stem, (lambda c=crop: c)) for stem, crop in self.eval_images()]
-        dataset = GeneratedMaskDataset(images, self.eval_size, self.mask_types, self.mask_seed)
+        crops, kinds = self.eval_images(), self.mask_types
+        pairs = [(i, k) for i in range(len(crops)) for k in range(len(kinds))]
+        dataset = InpaintItems(
+            [(crops[i][0], crops[i][1], kinds[k]) for i, k in pairs], [i * len(kinds) + k for i, k in pairs],
+            self.eval_size, generated=True, mask_seed=self.mask_seed, channels=self.channels,
+            image_index=[i for i, _ in pairs],
+        )  # fmt: skip
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)

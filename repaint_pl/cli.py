@@ -118,8 +118,7 @@ def load_checkpoints(model: RePaintModule, ckpt: Optional[str], classifier_ckpt:
 
 class RePaintCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: Any) -> None:
-        from repaint_pl.callbacks.progress import InpaintProgressBar
-        from repaint_pl.callbacks.writer import RePaintWriter
+        from repaint_pl.callbacks import InpaintMetrics, InpaintProgressBar, RePaintWriter
 
         parser.add_argument("--ckpt", type=Optional[str], default=None,
                             help="net weights: a guided-diffusion .pt (released file names pick their preset) "
@@ -129,6 +128,7 @@ class RePaintCLI(LightningCLI):
                             help="an original RePaint YAML, run as it is (explicit arguments override it)")
         parser.add_lightning_class_args(RePaintWriter, "writer")
         parser.add_lightning_class_args(InpaintProgressBar, "progress")
+        parser.add_lightning_class_args(InpaintMetrics, "metrics")
 
 
 def eval_main(args: Optional[list[str]] = None) -> RePaintCLI:

@@ -8,11 +8,13 @@ Batches are dicts: ``image`` ``[B, C, H, W]`` in ``[-1, 1]``; ``keep_mask`` ``[B
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict
 from typing import Any, Literal, Optional
 
 import lightning as L
+from jsonargparse import lazy_instance
 import torch
 from torch import Tensor
 
@@ -26,6 +28,9 @@ from .sampler import StepHook, StepState, repaint
 from .schedules import JumpSchedule, TimeTable, count_network_calls
 
 
+log = logging.getLogger(__name__)
+
+
 def _as(cls: type, value: Any) -> Any:
     """Accept a config object or its dict (as stored in a checkpoint's hyper-parameters)."""
     return cls(**value) if isinstance(value, dict) else value
@@ -37,7 +42,7 @@ class RePaintModule(L.LightningModule):
     Args:
         net: the UNet (preset name and/or guided-diffusion flags).
         diffusion: the diffusion process the net was trained for, and its respacing for sampling.
-        schedule: RePaint time table (default: the paper's jumps, 10 steps × 10, over all respaced steps).
+        schedule: RePaint time table (default: the paper's jumps, 10 steps × 10, from t_T = all respaced steps).
         classifier: noisy-image classifier for guidance (None: no guidance).
         classifier_scale: guidance scale s (0: no guidance).
         class_label: one class for every image of a class-conditional net (the original's ``cond_y``);
@@ -55,7 +60,7 @@ class RePaintModule(L.LightningModule):
         self,
         net: UNetConfig = UNetConfig(preset="celeba256"),
         diffusion: DiffusionConfig = DiffusionConfig(),
-        schedule: Optional[TimeTable] = None,
+        schedule: TimeTable = lazy_instance(JumpSchedule),
         classifier: Optional[ClassifierConfig] = None,
         classifier_scale: float = 0.0,
         class_label: Optional[int] = None,
@@ -90,13 +95,8 @@ class RePaintModule(L.LightningModule):
         self.lr, self.weight_decay = lr, weight_decay
         self.sampling = diffusion.build(respaced=True)
         self.training_diffusion = diffusion.build(respaced=False)
-        self.schedule = schedule if schedule is not None else JumpSchedule(t_T=self.sampling.num_timesteps)
-        self.times = self.schedule.times()
-        if self.schedule.t_T > self.sampling.num_timesteps:
-            raise ValueError(
-                f"schedule.t_T={self.schedule.t_T} exceeds the {self.sampling.num_timesteps} respaced steps "
-                f"(diffusion.timestep_respacing={diffusion.timestep_respacing!r})"
-            )
+        self.schedule = schedule
+        self.times = schedule.times(self.sampling.num_timesteps)
         self.step_hooks: list[StepHook] = []
         self._global_noise_seeded = False
 
@@ -171,12 +171,30 @@ class RePaintModule(L.LightningModule):
         return self.inpaint(blank, torch.zeros_like(blank[:, :1]), ids, y, times=plain)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> dict[str, Any]:
-        start = time.perf_counter()
-        result = self.inpaint(batch["image"], batch["keep_mask"], batch["id"], batch.get("y"))
-        if result.is_cuda:
-            torch.cuda.synchronize(result.device)
-        seconds = (time.perf_counter() - start) / len(result)
-        return dict(batch, inpainted=result, seconds=seconds, network_calls=self.network_calls_per_image)
+        """RePaint on the items of a batch that are neither ``done`` (outputs exist) nor bad (``error``).
+
+        Returns the batch with ``inpainted`` (NaN for skipped items), ``sampled`` (per item),
+        ``seconds`` (per sampled image) and ``network_calls`` (per image).
+        """
+        size = len(batch["id"])
+        done, errors = batch.get("done", [False] * size), batch.get("error", [""] * size)
+        for name, error in zip(batch.get("name", [""] * size), errors):
+            if error:
+                log.warning("skipped %s: %s", name, error)
+        todo = [not d and not e for d, e in zip(done, errors)]
+        inpainted = torch.full_like(batch["image"], float("nan"), dtype=torch.float32)
+        seconds = 0.0
+        if any(todo):
+            idx = torch.tensor([i for i, t in enumerate(todo) if t], device=batch["image"].device)
+            y = batch.get("y")
+            start = time.perf_counter()
+            result = self.inpaint(batch["image"][idx], batch["keep_mask"][idx], batch["id"][idx],
+                                  y[idx] if y is not None else None)  # fmt: skip
+            if result.is_cuda:
+                torch.cuda.synchronize(result.device)
+            seconds = (time.perf_counter() - start) / len(idx)
+            inpainted[idx] = result
+        return dict(batch, inpainted=inpainted, sampled=todo, seconds=seconds, network_calls=self.network_calls_per_image)
 
     # ------------------------------------------------------------------ training
 

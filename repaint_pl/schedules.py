@@ -248,23 +248,29 @@ def plot_times(times: Sequence[int], path: str, title: str | None = None) -> Non
 
 
 class TimeTable:
-    """A RePaint time table; subclasses hold the parameters, ``times()`` builds the list."""
+    """A RePaint time table; subclasses hold the parameters, ``times(K)`` builds the list for a process
+    of ``K`` respaced steps (``t_T`` defaults to ``K``: start from pure noise)."""
 
-    t_T: int
-
-    def times(self) -> list[int]:
+    def times(self, num_timesteps: int) -> list[int]:
         raise NotImplementedError
 
-    def network_calls(self) -> int:
-        return count_network_calls(self.times())
+    def network_calls(self, num_timesteps: int) -> int:
+        return count_network_calls(self.times(num_timesteps))
+
+
+def _start(t_T: Optional[int], num_timesteps: int) -> int:
+    t_T = num_timesteps if t_T is None else t_T
+    if not 1 <= t_T <= num_timesteps:
+        raise ValueError(f"schedule.t_T={t_T} must lie in [1, {num_timesteps}] (the respaced steps)")
+    return t_T
 
 
 class JumpSchedule(TimeTable):
-    """The original RePaint schedule (``schedule_jump_params``); defaults are the paper's."""
+    """The original RePaint schedule (``schedule_jump_params``); defaults are the paper's (t_T=250 with 250 steps)."""
 
     def __init__(
         self,
-        t_T: int = 250,
+        t_T: Optional[int] = None,
         n_sample: int = 1,
         jump_length: int = 10,
         jump_n_sample: int = 10,
@@ -276,13 +282,13 @@ class JumpSchedule(TimeTable):
     ):
         self.t_T = t_T
         self.params = dict(
-            t_T=t_T, n_sample=n_sample, jump_length=jump_length, jump_n_sample=jump_n_sample,
-            jump2_length=jump2_length, jump2_n_sample=jump2_n_sample, jump3_length=jump3_length,
-            jump3_n_sample=jump3_n_sample, start_resampling=start_resampling,
+            n_sample=n_sample, jump_length=jump_length, jump_n_sample=jump_n_sample, jump2_length=jump2_length,
+            jump2_n_sample=jump2_n_sample, jump3_length=jump3_length, jump3_n_sample=jump3_n_sample,
+            start_resampling=start_resampling,
         )  # fmt: skip
 
-    def times(self) -> list[int]:
-        return jump_times(**self.params)
+    def times(self, num_timesteps: int) -> list[int]:
+        return jump_times(_start(self.t_T, num_timesteps), **self.params)
 
 
 class ProfileSchedule(TimeTable):
@@ -290,28 +296,30 @@ class ProfileSchedule(TimeTable):
 
     def __init__(
         self,
-        t_T: int = 250,
+        t_T: Optional[int] = None,
         jump_length: int = 10,
         jump_n_sample: int = 10,
         profile: Literal["uniform", "early", "late"] = "early",
         strength: float = 1.0,
     ):
-        self.t_T, self.jump_length = t_T, jump_length
-        self.jumps = profile_jump_counts(t_T, jump_length, jump_n_sample, profile, strength)
+        self.t_T, self.jump_length, self.jump_n_sample = t_T, jump_length, jump_n_sample
+        self.profile, self.strength = profile, strength
 
-    def times(self) -> list[int]:
-        return jumps_per_point_times(self.t_T, self.jump_length, self.jumps)
+    def times(self, num_timesteps: int) -> list[int]:
+        t_T = _start(self.t_T, num_timesteps)
+        jumps = profile_jump_counts(t_T, self.jump_length, self.jump_n_sample, self.profile, self.strength)
+        return jumps_per_point_times(t_T, self.jump_length, jumps)
 
 
 class ExplicitTimes(TimeTable):
-    """A time table given as a list (e.g. loaded from a YAML file)."""
+    """A time table given as a list (e.g. in a YAML file)."""
 
     def __init__(self, times: list[int]):
         self._times = [int(t) for t in times]
-        self.t_T = self._times[0] + 1 if self._times else 0
-        check_times(self._times, self.t_T)
+        check_times(self._times, self._times[0] + 1 if self._times else 0)
 
-    def times(self) -> list[int]:
+    def times(self, num_timesteps: int) -> list[int]:
+        _start(self._times[0] + 1, num_timesteps)
         return list(self._times)
 
 
@@ -320,7 +328,7 @@ def main(args: Sequence[str] | None = None) -> list[int]:
 
     Takes the same ``model.schedule`` section as eval.py, e.g.
     ``--config configs/schedule/early.yaml --plot early.png`` or
-    ``--model.schedule JumpSchedule --model.schedule.jump_length 5``.
+    ``--model.schedule JumpSchedule --model.schedule.jump_length 5 --steps 100``.
     """
     from jsonargparse import ActionConfigFile, ArgumentParser
 
@@ -329,11 +337,12 @@ def main(args: Sequence[str] | None = None) -> list[int]:
     parser = ArgumentParser(description=main.__doc__.splitlines()[0])
     parser.add_argument("--config", action=ActionConfigFile)
     parser.add_subclass_arguments(S.TimeTable, "model.schedule", required=False)
+    parser.add_argument("--steps", type=int, default=250, help="respaced steps of the diffusion (timestep_respacing)")
     parser.add_argument("--plot", type=Optional[str], default=None, help="write a PNG of the table here")
     parser.add_argument("--print_times", type=bool, default=False)
     cfg = parser.instantiate(parser.parse_args(args))
     table = cfg.model.schedule if cfg.model.schedule is not None else S.JumpSchedule()
-    times = table.times()
+    times = table.times(cfg.steps)
     calls, jumps = count_transitions(times)
     print(f"{type(table).__name__}: {len(times) - 1} transitions, {calls} network calls, {jumps} forward jumps")
     if cfg.print_times:

@@ -36,8 +36,9 @@ def write_folder_pair(root: str, size: int = 32, n: int = 3) -> tuple[str, str]:
     os.makedirs(masks, exist_ok=True)
     for i, (name, img) in enumerate(photos(n)):
         Image.fromarray(img).save(os.path.join(gts, f"{name}.png"))
-        m = np.full((size, size), 255, np.uint8)
-        m[size // 4 : 3 * size // 4, size // 8 + i : size // 2 + i] = 0
+        h, w = img.shape[:2]  # masks have their image's size; after resizing, a hole in the middle
+        m = np.full((h, w), 255, np.uint8)
+        m[h // 4 : 3 * h // 4, w // 8 + i * w // size : w // 2 + i * w // size] = 0
         Image.fromarray(m).save(os.path.join(masks, f"{name}_mask.png"))
     return gts, masks
 

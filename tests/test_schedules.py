@@ -58,9 +58,9 @@ def test_jumps_per_point_generalises_uniform_schedule():
 
 @pytest.mark.parametrize("profile", ["early", "late", "uniform"])
 def test_profile_schedules_cost_the_same(profile):
-    sched = ProfileSchedule(t_T=250, jump_length=10, jump_n_sample=10, profile=profile)
-    assert_valid(sched.times(), 250)
-    assert sched.network_calls() == 2410
+    sched = ProfileSchedule(jump_length=10, jump_n_sample=10, profile=profile)
+    assert_valid(sched.times(250), 250)
+    assert sched.network_calls(250) == 2410
 
 
 def test_profiles_put_resampling_where_asked():
@@ -72,7 +72,9 @@ def test_profiles_put_resampling_where_asked():
 
 
 def test_explicit_times_validated():
-    assert ExplicitTimes([2, 1, 2, 1, 0, -1]).network_calls() == 4
+    assert ExplicitTimes([2, 1, 2, 1, 0, -1]).network_calls(3) == 4
+    with pytest.raises(ValueError, match="t_T=3 must lie in"):
+        ExplicitTimes([2, 1, 0, -1]).times(2)
     with pytest.raises(ValueError, match="±1"):
         ExplicitTimes([3, 1, 0, -1])
     with pytest.raises(ValueError, match="end at -1"):
@@ -80,8 +82,10 @@ def test_explicit_times_validated():
 
 
 def test_jump_schedule_object_matches_function():
-    assert JumpSchedule().times() == jump_times()
-    assert JumpSchedule().network_calls() == 2410
+    assert JumpSchedule().times(250) == jump_times()
+    assert JumpSchedule().network_calls(250) == 2410
+    assert JumpSchedule().times(50) == jump_times(t_T=50)  # t_T defaults to every respaced step
+    assert JumpSchedule(t_T=20).times(50)[0] == 19
 
 
 def test_plot_writes_png(tmp_path):

@@ -1,0 +1,361 @@
+"""Metrics of written results: LPIPS (AlexNet, VGG), SSIM and PSNR on the whole image and on the filled
+region, FID/KID on request; per-image rows, summaries per mask type, and result grids.
+
+Everything is computed from the PNG files (``gt/``, ``inpainted/``, ``gt_keep_mask/``), so the numbers
+agree with the pictures on disk, a resumed run scores like an uninterrupted one, and an existing output
+folder can be scored again without sampling (``python -m repaint_pl.scoring --results DIR``).
+
+Backbone weights are read from ``$TORCH_HOME/hub/checkpoints``; a missing file disables that metric
+with one line saying which file to put where, and the other metrics are still computed.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+
+BACKBONE_FILES = {
+    "alex": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+    "vgg": "https://download.pytorch.org/models/vgg16-397923af.pth",
+    "inception": "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
+}
+KINDS = ("inpainted", "gt", "gt_masked", "gt_keep_mask")
+SSIM_BORDER = 5  # half the 11-px Gaussian window: the whole-image SSIM ignores this margin
+CSV_FIELDS = ("name", "mask_type", "id", "seconds", "network_calls")
+
+
+def backbone_path(kind: str) -> str:
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(BACKBONE_FILES[kind]))
+
+
+def missing_backbone(kind: str) -> Optional[str]:
+    """None if the weights of backbone ``kind`` are on disk, else the one-line message."""
+    path = backbone_path(kind)
+    if os.path.isfile(path):
+        return None
+    return f"{kind} weights missing: put {os.path.basename(path)} (from {BACKBONE_FILES[kind]}) into {os.path.dirname(path)}"
+
+
+# --------------------------------------------------------------------------
+# Per-image metrics
+# --------------------------------------------------------------------------
+
+
+def masked_mean(values: Tensor, region: Tensor) -> Tensor:
+    """Mean of ``values`` ``[N, C|1, H, W]`` over ``region`` ``[N, 1, H, W]`` (NaN where the region is empty)."""
+    region = region.expand_as(values).float()
+    return (values * region).flatten(1).sum(1) / region.flatten(1).sum(1)
+
+
+def psnr(mse: Tensor) -> Tensor:
+    """PSNR in dB of images in [0, 1] from their mean squared error (inf when identical)."""
+    return 10 * torch.log10(1 / mse)
+
+
+class LpipsMetric:
+    """LPIPS distance maps with one backbone (the lpips package; ``random=True``: random backbone, for tests)."""
+
+    def __init__(self, net: str, random: bool = False, device: str | torch.device = "cpu"):
+        import warnings
+
+        import lpips
+
+        with warnings.catch_warnings():  # lpips still passes torchvision's deprecated `pretrained`
+            warnings.simplefilter("ignore", UserWarning)
+            self.model = lpips.LPIPS(net=net, pnet_rand=random, spatial=True, verbose=False).to(device).eval()
+
+    @torch.no_grad()
+    def maps(self, a: Tensor, b: Tensor) -> Tensor:
+        """``[N, 1, H, W]`` distance maps of images in [0, 1] (grey images are repeated to RGB)."""
+        a, b = (x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x for x in (a, b))
+        return self.model(a * 2 - 1, b * 2 - 1)
+
+
+@dataclass
+class Scorer:
+    """Computes the per-image metrics of batches of (ground truth, result, keep mask).
+
+    lpips: LPIPS backbones (``alex``, ``vgg``); lpips_random: random backbones (tests only).
+    """
+
+    lpips: Sequence[str] = ("alex", "vgg")
+    lpips_random: bool = False
+    device: str = "cpu"
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.lpips_models: dict[str, LpipsMetric] = {}
+        for net in self.lpips:
+            problem = None if self.lpips_random else missing_backbone(net)
+            if problem:
+                self.notes.append(f"LPIPS-{net} skipped: {problem}")
+            else:
+                self.lpips_models[net] = LpipsMetric(net, self.lpips_random, self.device)
+
+    @torch.no_grad()
+    def score(self, gt: Tensor, result: Tensor, keep: Tensor) -> list[dict[str, float]]:
+        """Metrics of ``[N, C, H, W]`` images in [0, 1]; ``keep`` ``[N, 1, H, W]`` is 1 where known."""
+        gt, result, keep = gt.to(self.device), result.to(self.device), keep.to(self.device)
+        fill, whole = keep < 0.5, torch.ones_like(keep, dtype=torch.bool)
+        sq = (gt - result) ** 2
+        # SSIM: Gaussian window (σ 1.5, 11 px); the whole-image value averages the map away from the
+        # borders (the usual definition), the filled-region value averages it over the filled pixels
+        _, ssim_map = structural_similarity_index_measure(result, gt, data_range=1.0, return_full_image=True,
+                                                          reduction="none")  # fmt: skip
+        metrics = {
+            "psnr": psnr(masked_mean(sq, whole)), "psnr_fill": psnr(masked_mean(sq, fill)),
+            "ssim": ssim_map[..., SSIM_BORDER:-SSIM_BORDER, SSIM_BORDER:-SSIM_BORDER].flatten(1).mean(1),
+            "ssim_fill": masked_mean(ssim_map, fill),
+        }  # fmt: skip
+        for net, model in self.lpips_models.items():
+            maps = model.maps(result, gt)
+            metrics[f"lpips_{net}"], metrics[f"lpips_{net}_fill"] = masked_mean(maps, whole), masked_mean(maps, fill)
+        return [{k: float(v[i]) for k, v in metrics.items()} for i in range(len(gt))]
+
+
+# --------------------------------------------------------------------------
+# Reading results back
+# --------------------------------------------------------------------------
+
+
+def read_png(path: str, channels: Optional[int] = None) -> Tensor:
+    """A PNG as float ``[C, H, W]`` in [0, 1]."""
+    arr = np.asarray(Image.open(path), dtype=np.float32) / 255.0
+    t = torch.from_numpy(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1).copy())
+    return t[:channels] if channels else t
+
+
+def result_names(dirs: dict[str, str]) -> list[str]:
+    """Names (relative paths) of every inpainted picture with its ground truth and mask."""
+    root = dirs["inpainted"]
+    names = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs if f.endswith(".png"))
+    return [n for n in names if all(os.path.isfile(os.path.join(dirs[k], n)) for k in ("gt", "gt_keep_mask"))]
+
+
+def load_triplets(dirs: dict[str, str], names: Sequence[str]) -> tuple[Tensor, Tensor, Tensor]:
+    gt = torch.stack([read_png(os.path.join(dirs["gt"], n)) for n in names])
+    result = torch.stack([read_png(os.path.join(dirs["inpainted"], n)) for n in names])
+    keep = torch.stack([read_png(os.path.join(dirs["gt_keep_mask"], n))[:1] for n in names])
+    return gt, result, keep
+
+
+def mask_type_of(name: str) -> str:
+    """The mask type of an output name (``thick/x.png`` -> ``thick``; flat names -> ``mask``)."""
+    parts = name.replace(os.sep, "/").split("/")
+    return parts[0] if len(parts) > 1 else "mask"
+
+
+def read_meta(meta_dir: str, name: str) -> dict[str, Any]:
+    path = os.path.join(meta_dir, os.path.splitext(name)[0] + ".json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def score_names(scorer: Scorer, dirs: dict[str, str], meta_dir: str, names: Sequence[str], batch_size: int = 16
+                ) -> list[dict[str, Any]]:  # fmt: skip
+    """One row per name: name, mask type, id, seconds, network calls, metrics."""
+    rows = []
+    for start in range(0, len(names), batch_size):
+        chunk = list(names[start : start + batch_size])
+        shapes = {read_png(os.path.join(dirs["gt"], n)).shape for n in chunk}
+        groups = [chunk] if len(shapes) == 1 else [[n] for n in chunk]  # mixed sizes: one at a time
+        for group in groups:
+            for name, metrics in zip(group, scorer.score(*load_triplets(dirs, group))):
+                meta = read_meta(meta_dir, name)
+                rows.append({"name": name, "mask_type": meta.get("mask_type", mask_type_of(name)),
+                             "id": meta.get("id", ""), "seconds": meta.get("seconds", ""),
+                             "network_calls": meta.get("network_calls", ""), **metrics})  # fmt: skip
+    return rows
+
+
+# --------------------------------------------------------------------------
+# FID / KID per mask type
+# --------------------------------------------------------------------------
+
+
+def fid_kid(dirs: dict[str, str], names: Sequence[str], feature: Any = 2048) -> dict[str, float]:
+    """FID and KID between the inpainted pictures and their ground truths (torchmetrics)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    fid = FrechetInceptionDistance(feature=feature, normalize=True)
+    kid = KernelInceptionDistance(feature=feature, normalize=True, subset_size=max(2, min(len(names), 1000)) // 2)
+    for start in range(0, len(names), 32):
+        gt, result, _ = load_triplets(dirs, names[start : start + 32])
+        gt, result = (x.expand(-1, 3, -1, -1) for x in (gt, result))
+        for metric in (fid, kid):
+            metric.update(gt, real=True)
+            metric.update(result, real=False)
+    kid_mean, kid_std = kid.compute()
+    return {"fid": float(fid.compute()), "kid": float(kid_mean), "kid_std": float(kid_std)}
+
+
+# --------------------------------------------------------------------------
+# Summaries and files
+# --------------------------------------------------------------------------
+
+
+def metric_names(rows: Iterable[dict[str, Any]]) -> list[str]:
+    names: list[str] = []
+    for row in rows:
+        names += [k for k in row if k not in CSV_FIELDS and k not in names]
+    return names
+
+
+def summarize(rows: Sequence[dict[str, Any]], errors: Sequence[dict[str, str]] = (), extra: Optional[dict] = None
+              ) -> dict[str, Any]:  # fmt: skip
+    """Mean and standard deviation of every metric per mask type (and over all), counts, errors."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["mask_type"], []).append(row)
+    if len(groups) > 1:
+        groups["all"] = list(rows)
+    summary: dict[str, Any] = {"mask_types": {}, "errors": list(errors), "notes": []}
+    for kind, group in groups.items():
+        stats: dict[str, Any] = {"images": len(group)}
+        for key in metric_names(group) + ["seconds", "network_calls"]:
+            values = np.array([float(r[key]) for r in group if r.get(key) not in ("", None)], dtype=np.float64)
+            if len(values):
+                stats[key] = {"mean": float(values.mean()), "std": float(values.std())}
+        stats.update((extra or {}).get(kind, {}))
+        summary["mask_types"][kind] = stats
+    return summary
+
+
+def markdown_table(summary: dict[str, Any]) -> str:
+    kinds = summary["mask_types"]
+    keys = []
+    for stats in kinds.values():
+        keys += [k for k in stats if k != "images" and k not in keys]
+    lines = ["| mask type | images | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
+    for kind, stats in kinds.items():
+        cells = []
+        for k in keys:
+            v = stats.get(k)
+            cells.append("" if v is None else f"{v['mean']:.4g} ± {v['std']:.2g}" if isinstance(v, dict) else f"{v:.4g}")
+        lines.append(f"| {kind} | {stats['images']} | " + " | ".join(cells) + " |")
+    if summary["errors"]:
+        lines += ["", f"{len(summary['errors'])} input(s) skipped:"] + [f"- {e['error']}" for e in summary["errors"]]
+    for note in summary["notes"]:
+        lines += ["", f"Note: {note}"]
+    return "\n".join(lines) + "\n"
+
+
+def atomic_write(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def csv_text(rows: Sequence[dict[str, Any]]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(CSV_FIELDS) + metric_names(rows), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(sorted(rows, key=lambda r: r["name"]))
+    return buf.getvalue()
+
+
+def write_reports(out_dir: str, rows: Sequence[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """metrics.csv (per image), summary.json and summary.md (per mask type) in ``out_dir``."""
+    atomic_write(os.path.join(out_dir, "metrics.csv"), csv_text(rows))
+    atomic_write(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2, allow_nan=True))
+    atomic_write(os.path.join(out_dir, "summary.md"), markdown_table(summary))
+
+
+def write_grids(dirs: dict[str, str], names: Sequence[str], out_dir: str, max_rows: int = 8) -> dict[str, str]:
+    """One PNG per mask type: rows of (original | masked | result) for up to ``max_rows`` images."""
+    from torchvision.utils import make_grid
+
+    from repaint_pl.callbacks.writer import save_png
+
+    by_type: dict[str, list[str]] = {}
+    for n in names:
+        by_type.setdefault(mask_type_of(n), []).append(n)
+    written = {}
+    for kind, group in by_type.items():
+        group = group[:max_rows]
+        tiles = [read_png(os.path.join(dirs[k], n)).expand(3, -1, -1) for n in group for k in ("gt", "gt_masked", "inpainted")]
+        if len({t.shape for t in tiles}) != 1:
+            continue
+        zoom = max(1, 128 // tiles[0].shape[-1])  # small pictures are enlarged (nearest) to be seen
+        tiles = [t.repeat_interleave(zoom, -1).repeat_interleave(zoom, -2) for t in tiles]
+        grid = make_grid(torch.stack(tiles), nrow=3, padding=2, pad_value=1.0)
+        path = os.path.join(out_dir, "grids", f"{kind}.png")
+        save_png((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), path)
+        written[kind] = path
+    return written
+
+
+def output_dirs(results: str) -> dict[str, str]:
+    return {k: os.path.join(results, k) for k in KINDS}
+
+
+def score_folder(results: str, lpips: Sequence[str] = ("alex", "vgg"), fid: bool = False, lpips_random: bool = False,
+                 device: str = "cpu", grid_rows: int = 8) -> dict[str, Any]:  # fmt: skip
+    """Score an output folder again (no sampling): writes metrics.csv, summary.json/.md and grids/."""
+    dirs = output_dirs(results)
+    if not os.path.isdir(dirs["inpainted"]):
+        raise ValueError(f"{results}: no inpainted/ folder here; point --results at an eval.py output folder")
+    names = result_names(dirs)
+    scorer = Scorer(lpips, lpips_random, device)
+    rows = score_names(scorer, dirs, os.path.join(results, "meta"), names)
+    extra = fid_per_type(dirs, names, rows, scorer.notes) if fid else None
+    summary = summarize(rows, read_errors(results), extra)
+    summary["notes"] = scorer.notes
+    write_reports(results, rows, summary)
+    write_grids(dirs, names, results, grid_rows)
+    return summary
+
+
+def fid_per_type(dirs: dict[str, str], names: Sequence[str], rows: Sequence[dict[str, Any]], notes: list[str],
+                 feature: Any = 2048) -> dict[str, dict[str, float]]:  # fmt: skip
+    if isinstance(feature, int) and missing_backbone("inception"):
+        notes.append(f"FID/KID skipped: {missing_backbone('inception')}")
+        return {}
+    kinds = {r["name"]: r["mask_type"] for r in rows}
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(kinds.get(n, mask_type_of(n)), []).append(n)
+    return {kind: fid_kid(dirs, group, feature) for kind, group in groups.items() if len(group) >= 2}
+
+
+def read_errors(results: str) -> list[dict[str, str]]:
+    path = os.path.join(results, "errors.json")
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return json.load(f)
+
+
+def main(args: Optional[Sequence[str]] = None) -> dict[str, Any]:
+    """``python -m repaint_pl.scoring --results DIR``: score an eval.py output folder again, without sampling."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("--results", type=str, required=True, help="an eval.py output folder (writer.out_dir)")
+    parser.add_argument("--lpips", type=list[str], default=["alex", "vgg"])
+    parser.add_argument("--fid", type=bool, default=False, help="also FID/KID per mask type (Inception weights)")
+    parser.add_argument("--device", type=str, default="cuda" if torch.cuda.is_available() else "cpu")
+    cfg = parser.parse_args(args)
+    summary = score_folder(cfg.results, cfg.lpips, cfg.fid, device=cfg.device)
+    print(markdown_table(summary), end="")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

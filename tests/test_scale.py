@@ -1,0 +1,136 @@
+"""Evaluation at scale on CPU: metrics, 2 processes = 1 process, resuming, bad inputs, score-only mode."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from repaint_pl.scoring import score_folder
+
+from conftest import write_folder_pair
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow
+
+
+def eval_args(ckpt, images, out, *extra):
+    return [sys.executable, os.path.join(ROOT, "eval.py"), "--ckpt", ckpt, "--model.net.preset", "tiny",
+            "--model.diffusion.timestep_respacing", "10", "--model.schedule.t_T", "10",
+            "--model.schedule.jump_length", "2", "--model.schedule.jump_n_sample", "2",
+            "--data", "repaint_pl.datamodules.ImageFolderDataModule", "--data.image_path", images,
+            "--data.image_size", "32", "--data.mask_types", "[thick, nn2]", "--writer.out_dir", out,
+            "--metrics.lpips", "[alex]", "--metrics.lpips_random", "true", "--accelerator", "cpu",
+            "--progress.refresh_rate", "0", "--seed", "3", *extra]  # fmt: skip
+
+
+def run(args, **kw):
+    proc = subprocess.run(args, capture_output=True, text=True, **kw)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def pictures(out):
+    found = {}
+    for kind in ("inpainted", "gt", "gt_masked", "gt_keep_mask"):
+        for d, _, files in os.walk(os.path.join(out, kind)):
+            for f in files:
+                found[os.path.relpath(os.path.join(d, f), out)] = np.array(Image.open(os.path.join(d, f)), dtype=int)
+    return found
+
+
+def rows(out):
+    with open(os.path.join(out, "metrics.csv")) as f:
+        return {r["name"]: r for r in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, tiny_ckpt):
+    root = tmp_path_factory.mktemp("scale")
+    images, _ = write_folder_pair(str(root))
+    out = str(root / "one")
+    run(eval_args(tiny_ckpt, images, out, "--data.batch_size", "4"))
+    return images, out
+
+
+def test_metrics_agree_with_an_independent_computation(reference):
+    _, out = reference
+    table = rows(out)
+    assert len(table) == 6 and {r["mask_type"] for r in table.values()} == {"thick", "nn2"}
+    for name, row in table.items():
+        gt = np.asarray(Image.open(os.path.join(out, "gt", name)), dtype=np.float64) / 255
+        res = np.asarray(Image.open(os.path.join(out, "inpainted", name)), dtype=np.float64) / 255
+        fill = np.asarray(Image.open(os.path.join(out, "gt_keep_mask", name)))[..., 0] < 128
+        assert float(row["psnr"]) == pytest.approx(peak_signal_noise_ratio(gt, res, data_range=1), abs=1e-3)
+        ssim = structural_similarity(gt, res, data_range=1, channel_axis=2, gaussian_weights=True, sigma=1.5,
+                                     use_sample_covariance=False)  # fmt: skip
+        assert float(row["ssim"]) == pytest.approx(ssim, abs=1e-4)
+        mse_fill = ((gt - res) ** 2)[fill].mean()
+        assert float(row["psnr_fill"]) == pytest.approx(10 * np.log10(1 / mse_fill), abs=1e-3)
+        assert float(row["network_calls"]) == 18 and float(row["seconds"]) > 0
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    assert summary["mask_types"]["thick"]["images"] == 3 and "lpips_alex_fill" in summary["mask_types"]["all"]
+    assert os.path.isfile(os.path.join(out, "grids", "nn2.png")) and "| thick | 3 |" in open(os.path.join(out, "summary.md")).read()
+
+
+def test_two_processes_write_the_same_as_one(reference, tiny_ckpt, tmp_path):
+    images, one = reference
+    two = str(tmp_path / "two")
+    run(eval_args(tiny_ckpt, images, two, "--data.batch_size", "2", "--devices", "2", "--trainer.strategy", "ddp"))
+    a, b = pictures(one), pictures(two)
+    assert a.keys() == b.keys() and len(a) == 24
+    assert max(np.abs(a[k] - b[k]).max() for k in a) <= 1
+    assert rows(two).keys() == rows(one).keys()  # both processes' rows merged into one table
+    ids = [json.load(open(os.path.join(d, f)))["id"] for d, _, fs in os.walk(os.path.join(two, "meta")) for f in fs]
+    assert sorted(ids) == list(range(6))  # every input exactly once
+
+
+def test_killed_run_resumes_to_the_same_outputs(reference, tiny_ckpt, tmp_path):
+    images, one = reference
+    out = str(tmp_path / "resumed")
+    args = eval_args(tiny_ckpt, images, out, "--data.batch_size", "1")
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    meta = os.path.join(out, "meta")
+    deadline = time.time() + 300
+    while not (os.path.isdir(meta) and any(fs for _, _, fs in os.walk(meta))) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = pictures(out)
+    assert 0 < len(first) < 24
+    run(args)
+    again = pictures(out)
+    reference_pictures = pictures(one)
+    assert again.keys() == reference_pictures.keys()
+    assert all(np.array_equal(again[k], reference_pictures[k]) for k in again)
+    assert rows(out).keys() == rows(one).keys()
+
+
+def test_bad_image_is_reported_and_the_rest_finishes(tiny_ckpt, tmp_path):
+    images, _ = write_folder_pair(str(tmp_path))
+    with open(os.path.join(images, "broken.png"), "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n truncated")
+    out = str(tmp_path / "out")
+    proc = run(eval_args(tiny_ckpt, images, out, "--data.batch_size", "4"))
+    assert "broken.png: unreadable or corrupt image" in proc.stderr
+    assert len(rows(out)) == 6
+    errors = json.load(open(os.path.join(out, "errors.json")))
+    assert len(errors) == 2 and all("broken.png" in e["error"] for e in errors)  # one per mask type
+    assert "skipped" in open(os.path.join(out, "summary.md")).read()
+
+
+def test_score_only_mode_reproduces_the_table(reference, tmp_path, monkeypatch):
+    _, out = reference
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))
+    summary = score_folder(out, lpips=["alex"], lpips_random=False)
+    assert summary["notes"] == [f"LPIPS-alex skipped: alex weights missing: put alexnet-owt-7be5be79.pth (from "
+                                f"https://download.pytorch.org/models/alexnet-owt-7be5be79.pth) into "
+                                f"{tmp_path / 'no_weights' / 'hub' / 'checkpoints'}"]  # fmt: skip
+    rescored = rows(out)
+    assert len(rescored) == 6 and "lpips_alex" not in next(iter(rescored.values()))
