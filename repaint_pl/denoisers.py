@@ -5,7 +5,7 @@ and binds the conditioning (class labels) for one batch.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -15,15 +15,12 @@ from .diffusion import Diffusion
 from .sampler import GradFn, ModelFn
 
 
-def adm_model_fn(
-    net: nn.Module, diffusion: Diffusion, y: Optional[Tensor] = None,
-    memory_format: torch.memory_format = torch.contiguous_format,
-) -> ModelFn:  # fmt: skip
-    """guided-diffusion UNet: ``net(x, base_timestep, y)``; ``y`` only for class-conditional nets."""
+def adm_model_fn(net: Callable[..., Tensor], diffusion: Diffusion, y: Optional[Tensor] = None) -> ModelFn:
+    """guided-diffusion UNet ``net(x, base_timestep, y)``; ``y`` only for class-conditional nets."""
     d = diffusion
 
     def model_fn(x_t: Tensor, t: Tensor) -> Tensor:
-        return net(x_t.contiguous(memory_format=memory_format), d.model_time(t), y)
+        return net(x_t, d.model_time(t), y)
 
     return model_fn
 

@@ -53,6 +53,8 @@ class RePaintModule(L.LightningModule):
         seed: seeds the per-sample generators (``global``: seeds the device's generator at predict start).
         attention: ``einsum`` (the released numerics) or ``sdpa`` (fused attention).
         channels_last: NHWC memory layout for the network (faster convolutions on CPUs and tensor cores).
+        compile: ``torch.compile`` mode for the network's forward (``default``, ``reduce-overhead``
+            = with CUDA graphs, ``max-autotune``…); None runs it eagerly.
         lr, weight_decay: AdamW settings for training.
     """
 
@@ -70,6 +72,7 @@ class RePaintModule(L.LightningModule):
         seed: int = 0,
         attention: Attention = "einsum",
         channels_last: bool = False,
+        compile: Optional[str] = None,
         lr: float = 1e-4,
         weight_decay: float = 0.0,
     ):
@@ -84,6 +87,8 @@ class RePaintModule(L.LightningModule):
         self.net.set_attention_backend(attention)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
+        # kept out of the module tree so that checkpoints hold plain parameter names
+        self._compiled = {"net": torch.compile(self.net, mode=compile)} if compile else {}
         self._check_variance(net, diffusion)
         self.classifier = classifier.build() if classifier is not None else None
         if self.classifier is not None:
@@ -120,6 +125,11 @@ class RePaintModule(L.LightningModule):
 
     # ------------------------------------------------------------------ sampling
 
+    def forward_net(self, x: Tensor, timesteps: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """The network (compiled if asked) on x in the configured memory layout."""
+        net = self._compiled.get("net", self.net)
+        return net(x.contiguous(memory_format=self.memory_format), timesteps, y)
+
     @property
     def network_calls_per_image(self) -> int:
         return count_network_calls(self.times)
@@ -152,7 +162,7 @@ class RePaintModule(L.LightningModule):
         noise = self._noise(ids, image.device)
         labels = self._labels(y, noise, image.shape[0], image.device)
         d = self.sampling.to(image.device)
-        model_fn = adm_model_fn(self.net, d, labels if self.net.num_classes is not None else None, self.memory_format)
+        model_fn = adm_model_fn(self.forward_net, d, labels if self.net.num_classes is not None else None)
         grad_fn = None
         if self.classifier is not None and self.classifier_scale > 0:
             grad_fn = classifier_grad_fn(self.classifier, d, labels, self.classifier_scale)
@@ -206,7 +216,7 @@ class RePaintModule(L.LightningModule):
         noise = torch.randn(x0.shape, device=x0.device, generator=generator)
         x_t = q_sample(d, x0, t, noise)
         y = batch.get("y") if self.net.num_classes is not None else None
-        out = self.net(x_t.contiguous(memory_format=self.memory_format), d.model_time(t), y)
+        out = self.forward_net(x_t, d.model_time(t), y)
         return training_losses(d, out, x0, x_t, t, noise)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:

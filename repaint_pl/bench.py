@@ -1,0 +1,300 @@
+"""Benchmark: RePaint sampling against the bare network and against diffusers' RePaintPipeline.
+
+    python -m repaint_pl.bench                 # CPU configuration, about 2 minutes
+    python -m repaint_pl.bench --setup gpu     # ADM-256 (CelebA-HQ architecture, random weights) on a GPU
+
+Every figure comes from one run and the same process:
+(a) the network alone, called as often as the schedule calls it, at the same batch size;
+(b) RePaint sampling with this project, and (b / a) its overhead;
+(c) diffusers' RePaintPipeline driving the same network (its ε channels) through the same time table
+    (same calls, same batch), and the time ratio;
+(d) the speed path (channels_last, SDPA attention, autocast, optionally torch.compile) against plain fp32;
+(e) images/s and peak memory against batch size, and the seconds per image of the paper's schedule
+    (2410 network calls) extrapolated from the measured time per call.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Optional
+
+import torch
+from torch import nn
+
+from .diffusion import DiffusionConfig
+from .module import RePaintModule
+from .nets import UNetConfig
+from .schedules import JumpSchedule, count_network_calls
+
+PAPER_CALLS = 2410
+
+
+@dataclass
+class BenchSetup:
+    """What to measure. ``jump_length``/``jump_n_sample``/``steps`` define the measured time table."""
+
+    preset: str = "texture32"
+    image_size: int = 64
+    channels: int = 1
+    batch_size: int = 4
+    steps: int = 30
+    jump_length: int = 5
+    jump_n_sample: int = 2
+    device: str = "cpu"
+    autocast: Optional[str] = None  # the fast path's autocast dtype: bf16 / fp16 / None
+    compile: Optional[str] = None  # torch.compile mode of the fast path (None: eager)
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    sweep_calls: int = 10  # network calls per batch-size point
+    diffusers: bool = True
+    repeats: int = 3  # interleaved rounds; each figure is the best round
+
+
+SETUPS = {
+    "cpu": BenchSetup(),
+    # ADM-256 over the paper's 250 steps with fewer jumps (490 calls); the paper's 2410 are extrapolated
+    "gpu": BenchSetup(preset="celeba256", image_size=256, channels=3, batch_size=8, steps=250, jump_length=10,
+                      jump_n_sample=2, device="cuda", autocast="bf16", compile="max-autotune-no-cudagraphs",
+                      batch_sizes=[1, 4, 8, 16, 32], sweep_calls=20, repeats=2),  # fmt: skip
+}
+
+
+class PeakMemory:
+    """Peak memory during a block: CUDA allocator peak, or resident set size sampled every 2 ms on the CPU."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.peak = device, 0
+
+    def _rss(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            time.sleep(0.002)
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.device.type == "cuda":
+            self.peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            self._stop.set()
+            self._thread.join()
+
+
+def timed(fn: Callable[[], Any], device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+class EpsOnly(nn.Module):
+    """The ε channels of a guided-diffusion UNet, with the interface diffusers' pipelines expect."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float32
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> Any:
+        t = t.reshape(-1).expand(x.shape[0]) if t.dim() else t.expand(x.shape[0])
+        return type("Output", (), {"sample": self.net(x, t)[:, : x.shape[1]]})
+
+
+def make_module(setup: BenchSetup, fast: bool) -> RePaintModule:
+    net = UNetConfig(preset=setup.preset, image_size=setup.image_size, in_channels=setup.channels, use_fp16=False)
+    module = RePaintModule(
+        net=net, diffusion=DiffusionConfig(timestep_respacing=str(setup.steps)),
+        schedule=JumpSchedule(jump_length=setup.jump_length, jump_n_sample=setup.jump_n_sample),
+        attention="sdpa" if fast else "einsum", channels_last=fast, compile=setup.compile if fast else None,
+    )  # fmt: skip
+    return module.to(setup.device).eval()
+
+
+def inputs(setup: BenchSetup, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(batch, setup.channels, setup.image_size, setup.image_size, generator=g) * 2 - 1
+    mask = torch.ones(batch, 1, setup.image_size, setup.image_size)
+    s = setup.image_size
+    mask[..., s // 4 : 3 * s // 4, s // 4 : 3 * s // 4] = 0
+    return image.to(setup.device), mask.to(setup.device), torch.arange(batch, device=setup.device)
+
+
+def autocast(setup: BenchSetup, fast: bool):
+    if not (fast and setup.autocast):
+        return nullcontext()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[setup.autocast]
+    return torch.autocast(torch.device(setup.device).type, dtype=dtype)
+
+
+def network_only(module: RePaintModule, setup: BenchSetup, calls: int, batch: int, fast: bool = False) -> float:
+    image, _, _ = inputs(setup, batch)
+    d = module.sampling.to(image.device)
+    t = torch.full((batch,), d.num_timesteps // 2, device=image.device)
+    x = image.contiguous(memory_format=module.memory_format)
+
+    def run() -> None:
+        with autocast(setup, fast):
+            for _ in range(calls):
+                module.forward_net(x, d.model_time(t))
+
+    return timed(run, torch.device(setup.device))
+
+
+def repaint_time(module: RePaintModule, setup: BenchSetup, batch: int, fast: bool = False,
+                 times: Optional[list[int]] = None) -> float:  # fmt: skip
+    image, mask, ids = inputs(setup, batch)
+
+    def run() -> None:
+        with autocast(setup, fast):
+            module.inpaint(image, mask, ids, times=times)
+
+    return timed(run, torch.device(setup.device))
+
+
+def diffusers_time(module: RePaintModule, setup: BenchSetup, batch: int) -> float:
+    from diffusers import RePaintPipeline, RePaintScheduler
+
+    pipe = RePaintPipeline(unet=EpsOnly(module.net), scheduler=RePaintScheduler(num_train_timesteps=1000))
+    pipe.set_progress_bar_config(disable=True)
+    image, mask, _ = inputs(setup, batch)
+    generator = torch.Generator(setup.device).manual_seed(0)
+
+    def run() -> None:
+        pipe(image=image, mask_image=mask.expand_as(image), num_inference_steps=setup.steps, jump_length=setup.jump_length,
+             jump_n_sample=setup.jump_n_sample, generator=generator, output_type="np")  # fmt: skip
+
+    return timed(run, torch.device(setup.device))
+
+
+def best_of(repeats: int, *measurements: Callable[[], float]) -> list[float]:
+    """Each measurement's shortest time over ``repeats`` interleaved rounds (filters out noise from the machine)."""
+    best = [float("inf")] * len(measurements)
+    for _ in range(repeats):
+        best = [min(b, m()) for b, m in zip(best, measurements)]
+    return best
+
+
+def run_benchmark(setup: BenchSetup) -> dict[str, Any]:
+    device = torch.device(setup.device)
+    plain, fast = make_module(setup, fast=False), make_module(setup, fast=True)
+    fast.load_state_dict(plain.state_dict())
+    calls, B = count_network_calls(plain.times), setup.batch_size
+    r: dict[str, Any] = {"setup": asdict(setup), "network_calls": calls, "device_name": device_name(device),
+                         "repeats": setup.repeats, "torch": torch.__version__}  # fmt: skip
+    with torch.no_grad():
+        for m, f in ((plain, False), (fast, True)):  # warm-up (and compilation)
+            network_only(m, setup, 2, B, f)
+            repaint_time(m, setup, B, f, times=list(range(2, -2, -1)))
+        r["network_s"], r["repaint_s"] = best_of(
+            setup.repeats, lambda: network_only(plain, setup, calls, B), lambda: repaint_time(plain, setup, B))
+        r["overhead"] = r["repaint_s"] / r["network_s"]
+        if setup.diffusers:
+            (r["diffusers_s"],) = best_of(max(1, setup.repeats - 1), lambda: diffusers_time(plain, setup, B))
+            r["repaint_vs_diffusers"] = r["repaint_s"] / r["diffusers_s"]
+        r["fast_network_s"], r["fast_repaint_s"] = best_of(
+            max(1, setup.repeats - 1), lambda: network_only(fast, setup, calls, B, True),
+            lambda: repaint_time(fast, setup, B, True))  # fmt: skip
+        r["fast_overhead"] = r["fast_repaint_s"] / r["fast_network_s"]
+        r["fast_vs_plain"] = r["fast_repaint_s"] / r["repaint_s"]
+        if setup.diffusers:
+            r["fast_vs_diffusers"] = r["fast_repaint_s"] / r["diffusers_s"]
+        r["paper_s_per_image"] = r["fast_repaint_s"] / calls * PAPER_CALLS / B
+        r["batch_sweep"] = batch_sweep(fast, setup)
+    return r
+
+
+def batch_sweep(module: RePaintModule, setup: BenchSetup) -> list[dict[str, float]]:
+    times = list(range(setup.sweep_calls - 1, -2, -1))
+    rows = []
+    for batch in setup.batch_sizes:
+        with PeakMemory(torch.device(setup.device)) as mem:
+            seconds = repaint_time(module, setup, batch, True, times=times)
+        rows.append({"batch": batch, "images_per_s": batch / seconds * setup.sweep_calls / PAPER_CALLS,
+                     "s_per_call": seconds / setup.sweep_calls, "peak_mib": mem.peak / 2**20})  # fmt: skip
+    return rows
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU, {torch.get_num_threads()} threads"
+
+
+def report(r: dict[str, Any]) -> str:
+    s = r["setup"]
+    lines = [
+        f"{s['preset']} at {s['image_size']}², batch {s['batch_size']}, {r['network_calls']} network calls "
+        f"({s['steps']} steps, jumps {s['jump_length']}×{s['jump_n_sample']}) on {r['device_name']}, "
+        f"torch {r['torch']}, best of {r['repeats']} interleaved rounds",
+        "",
+        "| measurement | seconds | ratio |",
+        "|---|---|---|",
+        f"| (a) network alone | {r['network_s']:.2f} | |",
+        f"| (b) RePaint, this project | {r['repaint_s']:.2f} | {r['overhead']:.3f} × network |",
+    ]
+    if "diffusers_s" in r:
+        lines.append(f"| (c) diffusers RePaintPipeline, same network | {r['diffusers_s']:.2f} | "
+                     f"this project = {r['repaint_vs_diffusers']:.3f} × diffusers |")  # fmt: skip
+    fast = ", ".join(x for x in ["channels_last", "SDPA", s["autocast"] and f"{s['autocast']} autocast",
+                                 s["compile"] and f"compile {s['compile']}"] if x)  # fmt: skip
+    lines += [
+        f"| (d) network alone, speed path ({fast}) | {r['fast_network_s']:.2f} | |",
+        f"| (d) RePaint, speed path | {r['fast_repaint_s']:.2f} | {r['fast_overhead']:.3f} × its network, "
+        f"{r['fast_vs_plain']:.3f} × plain fp32"
+        + (f", {r['fast_vs_diffusers']:.3f} × diffusers |" if "fast_vs_diffusers" in r else " |"),
+        "",
+        f"Paper schedule (2410 calls), speed path: {r['paper_s_per_image']:.1f} s per image at batch {s['batch_size']}",
+        "",
+        "| batch | images/s (paper schedule) | s per call | peak memory MiB |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {b['batch']} | {b['images_per_s']:.4f} | {b['s_per_call']:.3f} | {b['peak_mib']:.0f} |"
+              for b in r["batch_sweep"]]  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(args: Optional[list[str]] = None) -> dict[str, Any]:
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setup", type=str, default="cpu", help=f"one of {', '.join(SETUPS)}, then the overrides")
+    parser.add_class_arguments(BenchSetup, "override", default=None)
+    parser.add_argument("--out", type=str, default="bench_results.json")
+    cfg = parser.parse_args(args)
+    base = asdict(SETUPS[cfg.setup])
+    given = {k: v for k, v in (cfg.override or {}).items() if v != base.get(k) and v != getattr(BenchSetup(), k)}
+    setup = BenchSetup(**{**base, **given})
+    result = run_benchmark(setup)
+    with open(cfg.out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(report(result))
+    print(f"\n(written to {cfg.out})")
+    return result
+
+
+if __name__ == "__main__":
+    main()

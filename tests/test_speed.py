@@ -1,0 +1,76 @@
+"""The speed path gives the same pictures as the plain fp32 path (within stated tolerances), and the benchmark runs."""
+import json
+
+import pytest
+import torch
+
+from repaint_pl.bench import main as bench_main
+from repaint_pl.diffusion import DiffusionConfig
+from repaint_pl.module import RePaintModule
+from repaint_pl.nets import UNetConfig
+from repaint_pl.schedules import JumpSchedule
+
+from conftest import randomize
+
+
+def module(**kw):
+    torch.manual_seed(0)
+    m = RePaintModule(net=UNetConfig(preset="tiny", use_new_attention_order=True), diffusion=DiffusionConfig(timestep_respacing="10"),
+                      schedule=JumpSchedule(jump_length=2, jump_n_sample=2), **kw)  # fmt: skip
+    randomize(m.net)
+    return m.eval()
+
+
+def batch():
+    g = torch.Generator().manual_seed(1)
+    image = torch.rand(3, 3, 32, 32, generator=g) * 2 - 1
+    mask = torch.ones(3, 1, 32, 32)
+    mask[..., 8:24, 4:20] = 0
+    return image, mask, torch.arange(3)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    with torch.no_grad():
+        return module().inpaint(*batch())
+
+
+@pytest.mark.parametrize("options,tolerance", [
+    (dict(channels_last=True), 1e-4),  # same math, another memory layout
+    (dict(attention="sdpa"), 1e-4),  # fused attention: float reassociation only
+])  # fmt: skip
+def test_layout_and_attention_match_fp32(reference, options, tolerance):
+    with torch.no_grad():
+        out = module(**options).inpaint(*batch())
+    assert (out - reference).abs().max() <= tolerance
+
+
+def test_bf16_autocast_stays_close_to_fp32(reference):
+    """bf16 networks differ by rounding; over a short schedule the pictures stay within 0.1 (5% of [-1, 1]) on average."""
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = module(channels_last=True, attention="sdpa").inpaint(*batch())
+    assert out.dtype == torch.float32 and (out - reference).abs().mean() < 0.1
+
+
+@pytest.mark.slow
+def test_compiled_network_matches_eager(reference):
+    with torch.no_grad():
+        out = module(compile="default").inpaint(*batch())
+    assert (out - reference).abs().max() <= 1e-3
+
+
+def test_compiled_module_keeps_plain_checkpoint_keys():
+    m = module(compile="default")
+    assert all(k.startswith("net.") for k in m.state_dict())
+
+
+def test_benchmark_reports_consistent_ratios(tmp_path):
+    out = tmp_path / "bench.json"
+    r = bench_main(["--override.preset", "tiny", "--override.image_size", "32", "--override.channels", "3",
+                    "--override.steps", "6", "--override.jump_length", "2", "--override.jump_n_sample", "2",
+                    "--override.batch_sizes", "[1]", "--override.sweep_calls", "2", "--override.repeats", "1",
+                    "--out", str(out)])  # fmt: skip
+    assert json.loads(out.read_text())["network_calls"] == r["network_calls"] == 6 + 2 * 2
+    assert r["overhead"] == pytest.approx(r["repaint_s"] / r["network_s"])
+    assert r["repaint_vs_diffusers"] == pytest.approx(r["repaint_s"] / r["diffusers_s"])
+    assert r["batch_sweep"][0]["batch"] == 1 and r["batch_sweep"][0]["peak_mib"] > 0
