@@ -11,6 +11,8 @@ Every mask is a float32 tensor ``[1, size, size]`` and is deterministic per
 * ``genhalf``: one half known (``side``: left, right, top, bottom, or random per image).
 * ``ex64``: expand, only the centre ``size/4`` square known (64×64 at 256).
 * ``box``: one rectangular hole of random size (a quarter to a half of the side) and position.
+* ``outpaint``: only the centre square of half the side known (extend a texture 2× each way).
+* ``hole``: the centre square of half the side unknown (a large hole).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from typing import Literal, Optional
 import numpy as np
 import torch
 
-MASK_TYPES = ("thick", "thin", "medium", "nn2", "ev2li", "genhalf", "ex64", "box")
+MASK_TYPES = ("thick", "thin", "medium", "nn2", "ev2li", "genhalf", "ex64", "box", "outpaint", "hole")
 PAPER_MASK_TYPES = ("thick", "thin", "nn2", "ev2li", "genhalf", "ex64")
 Side = Literal["random", "left", "right", "top", "bottom"]
 
@@ -140,9 +142,11 @@ def keep_mask(kind: str, size: int, seed: int = 0, image_id: int = 0, side: Side
         keep = ys % 2 == 0
     elif kind == "genhalf":
         keep = half_keep(size, side if side != "random" else ("left", "right", "top", "bottom")[rng.integers(4)])
-    elif kind == "ex64":
-        lo, hi = (size - size // 4) // 2, (size - size // 4) // 2 + size // 4
-        keep = (ys >= lo) & (ys < hi) & (xs >= lo) & (xs < hi)
+    elif kind in ("ex64", "outpaint", "hole"):
+        side = size // 4 if kind == "ex64" else size // 2
+        lo, hi = (size - side) // 2, (size - side) // 2 + side
+        centre = (ys >= lo) & (ys < hi) & (xs >= lo) & (xs < hi)
+        keep = ~centre if kind == "hole" else centre
     elif kind == "box":
         keep = ~box_hole(size, rng)
     else:

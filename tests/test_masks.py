@@ -71,6 +71,11 @@ def test_box_is_one_rectangle():
     assert m.sum() == (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1) and 16 <= ys.max() - ys.min() + 1 <= 32
 
 
+def test_outpaint_and_hole_are_centre_squares_of_half_the_side():
+    assert known("outpaint", 64)[16:48, 16:48].all() and known("outpaint", 64).sum() == 32 * 32
+    assert np.array_equal(known("hole", 64), ~known("outpaint", 64))
+
+
 def test_every_type_known_and_unknown_named():
     assert set(PAPER_MASK_TYPES) <= set(MASK_TYPES)
     with pytest.raises(ValueError, match="'thik' is unknown"):
