@@ -55,7 +55,8 @@ def reference(tmp_path_factory, tiny_ckpt):
     root = tmp_path_factory.mktemp("scale")
     images, _ = write_folder_pair(str(root))
     out = str(root / "one")
-    run(eval_args(tiny_ckpt, images, out, "--data.batch_size", "4"))
+    run(eval_args(tiny_ckpt, images, out, "--data.batch_size", "4", "--trainer.logger", "CSVLogger",
+                  "--trainer.logger.save_dir", str(root / "logs"), "--trainer.logger.name", "eval"))
     return images, out
 
 
@@ -77,6 +78,38 @@ def test_metrics_agree_with_an_independent_computation(reference):
     summary = json.load(open(os.path.join(out, "summary.json")))
     assert summary["mask_types"]["thick"]["images"] == 3 and "lpips_alex_fill" in summary["mask_types"]["all"]
     assert os.path.isfile(os.path.join(out, "grids", "nn2.png")) and "| thick | 3 |" in open(os.path.join(out, "summary.md")).read()
+
+
+def test_metrics_reach_the_logger(reference):
+    _, out = reference
+    logged = os.path.join(os.path.dirname(out), "logs", "eval", "version_0", "metrics.csv")
+    with open(logged) as f:
+        header = f.readline()
+    assert "thick/psnr" in header and "all/lpips_alex_fill" in header
+
+
+def test_fid_and_kid_per_mask_type(reference):
+    import torch
+
+    from repaint_pl.scoring import fid_kid, output_dirs, result_names
+
+    class Features(torch.nn.Module):  # a small random feature extractor instead of Inception (no weights here)
+        num_features = 8
+
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv = torch.nn.Conv2d(3, 8, 5, stride=4)
+
+        def forward(self, x):
+            return self.conv(x.float()).mean(dim=(2, 3)).double()
+
+    _, out = reference
+    dirs = output_dirs(out)
+    names = [n for n in result_names(dirs) if n.startswith("thick/")]
+    assert fid_kid(dict(dirs, inpainted=dirs["gt"]), names, Features())["fid"] == pytest.approx(0, abs=1e-3)
+    scores = fid_kid(dirs, names, Features())
+    assert scores["fid"] > 0 and set(scores) == {"fid", "kid", "kid_std"}
 
 
 def test_two_processes_write_the_same_as_one(reference, tiny_ckpt, tmp_path):
