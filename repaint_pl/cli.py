@@ -12,7 +12,7 @@ import functools
 import os
 import sys
 import warnings
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import lightning as L
 import yaml
@@ -20,7 +20,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from .module import RePaintModule
 from .nets import RELEASED_FILES, read_checkpoint
-from .nets.checkpoint import CheckpointError, is_lightning_checkpoint, sub_state_dict
+from .nets.checkpoint import is_lightning_checkpoint, sub_state_dict
 from .original_conf import translate_file
 
 REPO_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
@@ -164,3 +164,25 @@ def train_main(args: Optional[list[str]] = None) -> TrainCLI:
                        save_config_kwargs={"overwrite": True})  # fmt: skip
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
     return cli
+
+
+def command(main: Callable[[], Any]) -> None:
+    """Run an entry point; bad input (files, checkpoints, configs) ends with one line and exit status 2.
+
+    ``REPAINT_DEBUG=1`` shows the full traceback instead.
+    """
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as e:
+        if os.environ.get("REPAINT_DEBUG"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def eval_command() -> None:
+    command(eval_main)
+
+
+def train_command() -> None:
+    command(train_main)

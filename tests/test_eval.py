@@ -103,3 +103,16 @@ def test_original_conf_translation_of_released_setups(tmp_path, tiny_ckpt, image
     assert model["diffusion"]["noise_schedule"] == "cosine" and model["diffusion"]["variance"] == "learned_range"
     assert config["data"]["init_args"]["mask_threshold"] is None  # soft masks stay soft, as in the original
     assert config["writer"]["inpainted"].endswith("srs")
+
+
+def test_command_line_errors_are_one_line(tmp_path, tiny_ckpt, image_folders):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    args = [sys.executable, os.path.join(root, "eval.py"), "--ckpt", tiny_ckpt, "--model.net.preset", "celeba256",
+            "--model.net.num_channels", "64", "--data", "repaint_pl.datamodules.ImageFolderDataModule",
+            "--data.image_path", image_folders[0], "--writer.out_dir", str(tmp_path), "--accelerator", "cpu"]  # fmt: skip
+    proc = subprocess.run(args, capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {tiny_ckpt}: weights do not fit net celeba256")
