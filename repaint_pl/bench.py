@@ -9,8 +9,12 @@ Every figure comes from one run and the same process:
 (c) diffusers' RePaintPipeline driving the same network (its ε channels) through the same time table
     (same calls, same batch), and the time ratio;
 (d) the speed path (channels_last, SDPA attention, autocast, optionally torch.compile) against plain fp32;
-(e) images/s and peak memory against batch size, and the seconds per image of the paper's schedule
-    (2410 network calls) extrapolated from the measured time per call.
+(e) images/s and peak memory against batch size (speed path, eager), and the seconds per image of the
+    paper's schedule (2410 network calls) extrapolated from the measured time per call.
+
+Timings on a shared machine drift between runs; every figure is the best of interleaved rounds, and
+the sampler's own overhead is also measured inside a single sampling run (network time recorded around
+each call), which drift cannot affect.
 """
 from __future__ import annotations
 
@@ -54,7 +58,8 @@ class BenchSetup:
 
 
 SETUPS = {
-    "cpu": BenchSetup(),
+    # the shipped texture model's architecture on 64² crops; the speed path compiles the network (~1 min)
+    "cpu": BenchSetup(steps=24, jump_length=4, jump_n_sample=2, compile="default", repeats=2, sweep_calls=6),
     # ADM-256 over the paper's 250 steps with fewer jumps (490 calls); the paper's 2410 are extrapolated
     "gpu": BenchSetup(preset="celeba256", image_size=256, channels=3, batch_size=8, steps=250, jump_length=10,
                       jump_n_sample=2, device="cuda", autocast="bf16", compile="max-autotune-no-cudagraphs",
@@ -105,15 +110,15 @@ def timed(fn: Callable[[], Any], device: torch.device) -> float:
 
 
 class EpsOnly(nn.Module):
-    """The ε channels of a guided-diffusion UNet, with the interface diffusers' pipelines expect."""
+    """The ε channels of a guided-diffusion UNet ``net(x, t)``, with the interface diffusers' pipelines expect."""
 
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: Callable[..., torch.Tensor], device: str | torch.device = "cpu"):
         super().__init__()
-        self.net = net
+        self.net, self._device = net, torch.device(device)
 
     @property
     def device(self) -> torch.device:
-        return next(self.net.parameters()).device
+        return self._device
 
     @property
     def dtype(self) -> torch.dtype:
@@ -124,12 +129,12 @@ class EpsOnly(nn.Module):
         return type("Output", (), {"sample": self.net(x, t)[:, : x.shape[1]]})
 
 
-def make_module(setup: BenchSetup, fast: bool) -> RePaintModule:
+def make_module(setup: BenchSetup, fast: bool, compile: bool = True) -> RePaintModule:
     net = UNetConfig(preset=setup.preset, image_size=setup.image_size, in_channels=setup.channels, use_fp16=False)
     module = RePaintModule(
         net=net, diffusion=DiffusionConfig(timestep_respacing=str(setup.steps)),
         schedule=JumpSchedule(jump_length=setup.jump_length, jump_n_sample=setup.jump_n_sample),
-        attention="sdpa" if fast else "einsum", channels_last=fast, compile=setup.compile if fast else None,
+        attention="sdpa" if fast else "einsum", channels_last=fast, compile=setup.compile if fast and compile else None,
     )  # fmt: skip
     return module.to(setup.device).eval()
 
@@ -164,30 +169,82 @@ def network_only(module: RePaintModule, setup: BenchSetup, calls: int, batch: in
     return timed(run, torch.device(setup.device))
 
 
+class NetworkClock:
+    """Time spent inside ``module.forward_net`` during a run (CUDA events on GPUs: no extra synchronisation)."""
+
+    def __init__(self, module: RePaintModule):
+        self.module, self.cuda = module, module.device.type == "cuda"
+        self.spans: list[Any] = []
+
+    def _timed_forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            out = self.forward(*args, **kwargs)
+            end.record()
+            self.spans.append((start, end))
+        else:
+            start = time.perf_counter()
+            out = self.forward(*args, **kwargs)
+            self.spans.append(time.perf_counter() - start)
+        return out
+
+    def __enter__(self) -> "NetworkClock":
+        self.forward = self.module.forward_net
+        self.module.forward_net = self._timed_forward
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.module.forward_net = self.forward
+
+    def seconds(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+            return sum(s.elapsed_time(e) for s, e in self.spans) / 1000
+        return sum(self.spans)
+
+
 def repaint_time(module: RePaintModule, setup: BenchSetup, batch: int, fast: bool = False,
                  times: Optional[list[int]] = None) -> float:  # fmt: skip
+    return repaint_timings(module, setup, batch, fast, times)[0]
+
+
+def repaint_timings(module: RePaintModule, setup: BenchSetup, batch: int, fast: bool = False,
+                    times: Optional[list[int]] = None) -> tuple[float, float]:  # fmt: skip
+    """(seconds of the whole sampling, seconds spent in the network during it)."""
     image, mask, ids = inputs(setup, batch)
+    clock = NetworkClock(module)
 
     def run() -> None:
-        with autocast(setup, fast):
+        with autocast(setup, fast), clock:
             module.inpaint(image, mask, ids, times=times)
 
-    return timed(run, torch.device(setup.device))
+    total = timed(run, torch.device(setup.device))
+    return total, clock.seconds()
 
 
 def diffusers_time(module: RePaintModule, setup: BenchSetup, batch: int) -> float:
+    return diffusers_timings(module, setup, batch)[0]
+
+
+def diffusers_timings(module: RePaintModule, setup: BenchSetup, batch: int) -> tuple[float, float]:
+    """(seconds of diffusers' RePaintPipeline on the same network and time table, seconds in the network)."""
     from diffusers import RePaintPipeline, RePaintScheduler
 
-    pipe = RePaintPipeline(unet=EpsOnly(module.net), scheduler=RePaintScheduler(num_train_timesteps=1000))
+    clock = NetworkClock(module)
+    unet = EpsOnly(lambda x, t: module.forward_net(x, t), module.device)  # through the clock
+    pipe = RePaintPipeline(unet=unet, scheduler=RePaintScheduler(num_train_timesteps=1000))
     pipe.set_progress_bar_config(disable=True)
     image, mask, _ = inputs(setup, batch)
     generator = torch.Generator(setup.device).manual_seed(0)
 
     def run() -> None:
-        pipe(image=image, mask_image=mask.expand_as(image), num_inference_steps=setup.steps, jump_length=setup.jump_length,
-             jump_n_sample=setup.jump_n_sample, generator=generator, output_type="np")  # fmt: skip
+        with clock:
+            pipe(image=image, mask_image=mask.expand_as(image), num_inference_steps=setup.steps,
+                 jump_length=setup.jump_length, jump_n_sample=setup.jump_n_sample, generator=generator,
+                 output_type="np")  # fmt: skip
 
-    return timed(run, torch.device(setup.device))
+    return timed(run, torch.device(setup.device)), clock.seconds()
 
 
 def best_of(repeats: int, *measurements: Callable[[], float]) -> list[float]:
@@ -205,25 +262,39 @@ def run_benchmark(setup: BenchSetup) -> dict[str, Any]:
     calls, B = count_network_calls(plain.times), setup.batch_size
     r: dict[str, Any] = {"setup": asdict(setup), "network_calls": calls, "device_name": device_name(device),
                          "repeats": setup.repeats, "torch": torch.__version__}  # fmt: skip
+    measurements = {
+        "network_s": lambda: network_only(plain, setup, calls, B),
+        "repaint_s": lambda: repaint_time(plain, setup, B),
+        "fast_network_s": lambda: network_only(fast, setup, calls, B, True),
+        "fast_repaint_s": lambda: repaint_time(fast, setup, B, True),
+    }
+    if setup.diffusers:
+        measurements["diffusers_s"] = lambda: diffusers_time(plain, setup, B)
     with torch.no_grad():
         for m, f in ((plain, False), (fast, True)):  # warm-up (and compilation)
             network_only(m, setup, 2, B, f)
             repaint_time(m, setup, B, f, times=list(range(2, -2, -1)))
-        r["network_s"], r["repaint_s"] = best_of(
-            setup.repeats, lambda: network_only(plain, setup, calls, B), lambda: repaint_time(plain, setup, B))
-        r["overhead"] = r["repaint_s"] / r["network_s"]
+        # all measurements interleaved round by round; each keeps its best round
+        r.update(zip(measurements, best_of(setup.repeats, *measurements.values())))
+        # the sampler's own work, measured inside one sampling run (immune to the machine's speed drifting)
+        transitions = len(plain.times) - 1
+        total, inside = repaint_timings(plain, setup, B)
+        r["overhead_same_run"] = total / inside
+        r["sampler_ms_per_transition"] = (total - inside) / transitions * 1e3
         if setup.diffusers:
-            (r["diffusers_s"],) = best_of(max(1, setup.repeats - 1), lambda: diffusers_time(plain, setup, B))
-            r["repaint_vs_diffusers"] = r["repaint_s"] / r["diffusers_s"]
-        r["fast_network_s"], r["fast_repaint_s"] = best_of(
-            max(1, setup.repeats - 1), lambda: network_only(fast, setup, calls, B, True),
-            lambda: repaint_time(fast, setup, B, True))  # fmt: skip
-        r["fast_overhead"] = r["fast_repaint_s"] / r["fast_network_s"]
-        r["fast_vs_plain"] = r["fast_repaint_s"] / r["repaint_s"]
-        if setup.diffusers:
-            r["fast_vs_diffusers"] = r["fast_repaint_s"] / r["diffusers_s"]
-        r["paper_s_per_image"] = r["fast_repaint_s"] / calls * PAPER_CALLS / B
-        r["batch_sweep"] = batch_sweep(fast, setup)
+            total, inside = diffusers_timings(plain, setup, B)
+            r["diffusers_overhead_same_run"] = total / inside
+            r["diffusers_ms_per_transition"] = (total - inside) / transitions * 1e3
+        eager = make_module(setup, fast=True, compile=False)  # batch sizes would each recompile
+        eager.load_state_dict(plain.state_dict())
+        r["batch_sweep"] = batch_sweep(eager, setup)
+    r["overhead"] = r["repaint_s"] / r["network_s"]
+    r["fast_overhead"] = r["fast_repaint_s"] / r["fast_network_s"]
+    r["fast_vs_plain"] = r["fast_repaint_s"] / r["repaint_s"]
+    r["paper_s_per_image"] = r["fast_repaint_s"] / calls * PAPER_CALLS / B
+    if setup.diffusers:
+        r["repaint_vs_diffusers"] = r["repaint_s"] / r["diffusers_s"]
+        r["fast_vs_diffusers"] = r["fast_repaint_s"] / r["diffusers_s"]
     return r
 
 
@@ -231,6 +302,7 @@ def batch_sweep(module: RePaintModule, setup: BenchSetup) -> list[dict[str, floa
     times = list(range(setup.sweep_calls - 1, -2, -1))
     rows = []
     for batch in setup.batch_sizes:
+        repaint_time(module, setup, batch, True, times=[1, 0, -1])  # warm-up at this batch size
         with PeakMemory(torch.device(setup.device)) as mem:
             seconds = repaint_time(module, setup, batch, True, times=times)
         rows.append({"batch": batch, "images_per_s": batch / seconds * setup.sweep_calls / PAPER_CALLS,
@@ -255,10 +327,15 @@ def report(r: dict[str, Any]) -> str:
         "|---|---|---|",
         f"| (a) network alone | {r['network_s']:.2f} | |",
         f"| (b) RePaint, this project | {r['repaint_s']:.2f} | {r['overhead']:.3f} × network |",
+        f"| (b) within one run: RePaint / its own network time | | {r['overhead_same_run']:.4f} × "
+        f"({r['sampler_ms_per_transition']:.2f} ms of sampler work per transition) |",
     ]
     if "diffusers_s" in r:
         lines.append(f"| (c) diffusers RePaintPipeline, same network | {r['diffusers_s']:.2f} | "
                      f"this project = {r['repaint_vs_diffusers']:.3f} × diffusers |")  # fmt: skip
+        lines.append(f"| (c) within one run: diffusers / its own network time | | "
+                     f"{r['diffusers_overhead_same_run']:.4f} × ({r['diffusers_ms_per_transition']:.2f} ms of "
+                     f"sampler work per transition) |")  # fmt: skip
     fast = ", ".join(x for x in ["channels_last", "SDPA", s["autocast"] and f"{s['autocast']} autocast",
                                  s["compile"] and f"compile {s['compile']}"] if x)  # fmt: skip
     lines += [
@@ -269,7 +346,7 @@ def report(r: dict[str, Any]) -> str:
         "",
         f"Paper schedule (2410 calls), speed path: {r['paper_s_per_image']:.1f} s per image at batch {s['batch_size']}",
         "",
-        "| batch | images/s (paper schedule) | s per call | peak memory MiB |",
+        "| batch (speed path, eager) | images/s (paper schedule) | s per call | peak memory MiB |",
         "|---|---|---|---|",
     ]
     lines += [f"| {b['batch']} | {b['images_per_s']:.4f} | {b['s_per_call']:.3f} | {b['peak_mib']:.0f} |"

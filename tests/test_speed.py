@@ -46,10 +46,11 @@ def test_layout_and_attention_match_fp32(reference, options, tolerance):
 
 
 def test_bf16_autocast_stays_close_to_fp32(reference):
-    """bf16 networks differ by rounding; over a short schedule the pictures stay within 0.1 (5% of [-1, 1]) on average."""
+    """bf16 networks round differently; the pictures stay within 0.005 on average and 0.05 at worst (in [-1, 1])."""
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         out = module(channels_last=True, attention="sdpa").inpaint(*batch())
-    assert out.dtype == torch.float32 and (out - reference).abs().mean() < 0.1
+    diff = (out - reference).abs()
+    assert out.dtype == torch.float32 and diff.mean() < 0.005 and diff.max() < 0.05
 
 
 @pytest.mark.slow
@@ -71,6 +72,6 @@ def test_benchmark_reports_consistent_ratios(tmp_path):
                     "--override.batch_sizes", "[1]", "--override.sweep_calls", "2", "--override.repeats", "1",
                     "--out", str(out)])  # fmt: skip
     assert json.loads(out.read_text())["network_calls"] == r["network_calls"] == 6 + 2 * 2
-    assert r["overhead"] == pytest.approx(r["repaint_s"] / r["network_s"])
+    assert r["overhead"] == pytest.approx(r["repaint_s"] / r["network_s"]) and r["overhead_same_run"] >= 1
     assert r["repaint_vs_diffusers"] == pytest.approx(r["repaint_s"] / r["diffusers_s"])
     assert r["batch_sweep"][0]["batch"] == 1 and r["batch_sweep"][0]["peak_mib"] > 0
