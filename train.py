@@ -1,4 +1,5 @@
 """Train a DDPM: ``python train.py --config configs/train/<name>.yaml``."""
+
 from repaint_pl.cli import train_command
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Callbacks (installed as ``repaint_pl.callbacks``): prediction writer, metrics, progress bar, previews."""
+
 from .metrics import InpaintMetrics
 from .preview import SamplePreview
 from .progress import InpaintProgressBar

@@ -4,6 +4,7 @@ Each process scores the inputs it handled from the written PNGs (``repaint_pl.sc
 are gathered and process 0 writes ``metrics.csv``, ``summary.json``, ``summary.md``, ``errors.json``
 and ``grids/<mask type>.png`` beside the outputs, and sends the means and grids to the loggers.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,12 @@ def gather(obj: Any) -> list[Any]:
 def log_summary(trainer: L.Trainer, summary: dict[str, Any], grids: dict[str, str]) -> None:
     from .preview import log_image
 
-    means = {f"{kind}/{k}": v["mean"] for kind, stats in summary["mask_types"].items()
-             for k, v in stats.items() if isinstance(v, dict)}  # fmt: skip
+    means = {
+        f"{kind}/{k}": v["mean"]
+        for kind, stats in summary["mask_types"].items()
+        for k, v in stats.items()
+        if isinstance(v, dict)
+    }
     for logger in trainer.loggers:
         logger.log_metrics(means, step=0)
         logger.save()
@@ -48,8 +53,14 @@ class InpaintMetrics(Callback):
     lpips_random: random LPIPS backbones (for tests without weight files); grid_rows: images per grid.
     """
 
-    def __init__(self, lpips: Sequence[str] = ("alex", "vgg"), fid: bool = False, lpips_random: bool = False,
-                 grid_rows: int = 8, enabled: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        lpips: Sequence[str] = ("alex", "vgg"),
+        fid: bool = False,
+        lpips_random: bool = False,
+        grid_rows: int = 8,
+        enabled: bool = True,
+    ):
         self.lpips, self.fid, self.lpips_random = list(lpips), fid, lpips_random
         self.grid_rows, self.enabled = grid_rows, enabled
         self.names: list[str] = []
@@ -58,8 +69,15 @@ class InpaintMetrics(Callback):
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.names, self.errors = [], []
 
-    def on_predict_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                             batch_idx: int, dataloader_idx: int = 0) -> None:  # fmt: skip
+    def on_predict_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         for name, error in zip(outputs["name"], outputs.get("error", [""] * len(outputs["name"]))):
             if error:
                 self.errors.append({"name": name, "error": error})

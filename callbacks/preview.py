@@ -3,6 +3,7 @@
 They are drawn on the first validation batch, while Lightning's weight-averaging callback has the
 EMA weights in the model, so the previews show the weights that eval.py will use.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,15 @@ class SamplePreview(Callback):
     ``jump_length``/``jump_n_sample``: resampling of the inpainting preview (1, 1 = none, fastest).
     """
 
-    def __init__(self, num_samples: int = 8, mask_type: str = "box", jump_length: int = 1, jump_n_sample: int = 1,
-                 out_dir: Optional[str] = None, seed: int = 0):  # fmt: skip
+    def __init__(
+        self,
+        num_samples: int = 8,
+        mask_type: str = "box",
+        jump_length: int = 1,
+        jump_n_sample: int = 1,
+        out_dir: Optional[str] = None,
+        seed: int = 0,
+    ):
         self.num_samples, self.mask_type, self.seed = num_samples, mask_type, seed
         self.jump_length, self.jump_n_sample, self.out_dir = jump_length, jump_n_sample, out_dir
 
@@ -45,8 +53,9 @@ class SamplePreview(Callback):
         return os.path.join(self.out_dir or trainer.log_dir or trainer.default_root_dir, "previews")
 
     @torch.no_grad()
-    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int,
-                                dataloader_idx: int = 0) -> None:  # fmt: skip
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         if batch_idx != 0 or trainer.sanity_checking or not trainer.is_global_zero:
             return
         ids = torch.arange(self.num_samples, device=pl_module.device) + self.seed * 1000

@@ -1,4 +1,5 @@
 """A prediction progress bar that counts network calls and images (RePaint takes minutes per image)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -28,8 +29,9 @@ class InpaintProgressBar(TQDMProgressBar):
             self._total_images = "?"
         pl_module.step_hooks.append(self._on_step)
 
-    def on_predict_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
-                               batch_idx: int, dataloader_idx: int = 0) -> None:  # fmt: skip
+    def on_predict_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         if self.has_dataloader_changed(dataloader_idx):
             bar = self.predict_progress_bar
             batches = self.total_predict_batches_current_dataloader
@@ -44,8 +46,15 @@ class InpaintProgressBar(TQDMProgressBar):
                 self.predict_progress_bar.n = self._calls
                 self.predict_progress_bar.refresh()
 
-    def on_predict_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                             batch_idx: int, dataloader_idx: int = 0) -> None:  # fmt: skip
+    def on_predict_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         self._images += len(batch["id"])
         if self.is_enabled:
             self.predict_progress_bar.n = self._calls

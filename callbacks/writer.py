@@ -4,6 +4,7 @@ Every file is written atomically (a temporary file renamed into place), so a kil
 a half-written PNG.  Inputs whose outputs all exist are marked ``done`` before their batch is sampled:
 a run started again with the same command skips them (results are per-sample, so nothing else changes).
 """
+
 from __future__ import annotations
 
 import json
@@ -61,9 +62,14 @@ class RePaintWriter(BasePredictionWriter):
     """
 
     def __init__(
-        self, out_dir: str = "results", inpainted: Optional[str] = None, gt: Optional[str] = None,
-        gt_masked: Optional[str] = None, gt_keep_mask: Optional[str] = None, overwrite: bool = False,
-    ):  # fmt: skip
+        self,
+        out_dir: str = "results",
+        inpainted: Optional[str] = None,
+        gt: Optional[str] = None,
+        gt_masked: Optional[str] = None,
+        gt_keep_mask: Optional[str] = None,
+        overwrite: bool = False,
+    ):
         super().__init__(write_interval="batch")
         self.out_dir, self.overwrite = out_dir, overwrite
         given = dict(inpainted=inpainted, gt=gt, gt_masked=gt_masked, gt_keep_mask=gt_keep_mask)
@@ -80,20 +86,31 @@ class RePaintWriter(BasePredictionWriter):
         """All outputs of ``name`` exist (the meta file is written last)."""
         return os.path.isfile(self.meta_path(name)) and all(os.path.isfile(self.path(k, name)) for k in KINDS)
 
-    def on_predict_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int,
-                               dataloader_idx: int = 0) -> None:  # fmt: skip
+    def on_predict_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         batch["done"] = [not self.overwrite and self.finished(name) for name in batch["name"]]
 
     def write_on_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: dict[str, Any],
-        batch_indices: Optional[Sequence[int]], batch: Any, batch_idx: int, dataloader_idx: int = 0,
-    ) -> None:  # fmt: skip
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        prediction: dict[str, Any],
+        batch_indices: Optional[Sequence[int]],
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         for i, name in enumerate(prediction["name"]):
             if not prediction["sampled"][i]:
                 continue
             pictures = output_images(prediction["image"][i], prediction["keep_mask"][i], prediction["inpainted"][i])
             for kind, picture in pictures.items():
                 save_png(to_uint8(picture), self.path(kind, name))
-            meta = {"id": int(prediction["id"][i]), "mask_type": prediction["mask_type"][i],
-                    "seconds": prediction["seconds"], "network_calls": prediction["network_calls"]}  # fmt: skip
+            meta = {
+                "id": int(prediction["id"][i]),
+                "mask_type": prediction["mask_type"][i],
+                "seconds": prediction["seconds"],
+                "network_calls": prediction["network_calls"],
+            }
             save_json(meta, self.meta_path(name))

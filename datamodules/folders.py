@@ -8,11 +8,12 @@ optional class labels from class folders (ImageNet val layout) or a label file.
 A bad file never stops a run: its item carries ``error`` (one line naming the file) and is skipped
 by the sampler, reported, and recorded in the summary.
 """
+
 from __future__ import annotations
 
 import csv
 import os
-from typing import Any, Callable, Literal, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 import lightning as L
 import torch
@@ -90,11 +91,20 @@ class InpaintItems(Dataset):
     """
 
     def __init__(
-        self, entries: Sequence[tuple[str, str, str]], ids: Sequence[int], image_size: int, generated: bool,
-        mask_seed: int = 0, mask_threshold: Optional[float] = 0.5, invert_masks: bool = False,
-        labels: Optional[Sequence[int]] = None, channels: int = 3, mask_name: str = "mask",
-        check_mask_size: bool = True, image_index: Optional[Sequence[int]] = None,
-    ):  # fmt: skip
+        self,
+        entries: Sequence[tuple[str, str, str]],
+        ids: Sequence[int],
+        image_size: int,
+        generated: bool,
+        mask_seed: int = 0,
+        mask_threshold: Optional[float] = 0.5,
+        invert_masks: bool = False,
+        labels: Optional[Sequence[int]] = None,
+        channels: int = 3,
+        mask_name: str = "mask",
+        check_mask_size: bool = True,
+        image_index: Optional[Sequence[int]] = None,
+    ):
         self.entries, self.ids, self.image_size, self.generated = list(entries), list(ids), image_size, generated
         self.mask_seed, self.mask_threshold, self.invert_masks = mask_seed, mask_threshold, invert_masks
         self.labels, self.channels, self.mask_name, self.check_mask_size = labels, channels, mask_name, check_mask_size
@@ -113,8 +123,9 @@ class InpaintItems(Dataset):
         if self.mask_threshold is None or is_binary(mask):
             return mask
         if not self._warned:
-            rank_zero_warn(f"{mask_path}: mask is not binary; masks are binarised at {self.mask_threshold} "
-                           "(data.mask_threshold)")  # fmt: skip
+            rank_zero_warn(
+                f"{mask_path}: mask is not binary; masks are binarised at {self.mask_threshold} (data.mask_threshold)"
+            )
             self._warned = True
         return (mask >= self.mask_threshold).float()
 
@@ -125,9 +136,11 @@ class InpaintItems(Dataset):
         stem, image, mask = self.entries[i]
         mask_type = mask if self.generated else self.mask_name
         item: dict[str, Any] = {
-            "id": self.ids[i], "mask_type": mask_type, "error": "",
+            "id": self.ids[i],
+            "mask_type": mask_type,
+            "error": "",
             "name": f"{mask_type}/{stem}.png" if self.generated else f"{stem}.png",
-        }  # fmt: skip
+        }
         if self.labels is not None:
             item["y"] = int(self.labels[i])
         try:
@@ -164,12 +177,23 @@ class ImageFolderDataModule(L.LightningDataModule):
     """
 
     def __init__(
-        self, image_path: str, image_size: int = 256, mask_types: Sequence[str] = ("thick",),
-        mask_path: Optional[str] = None, pair_masks: Literal["name", "sorted"] = "name", invert_masks: bool = False,
-        mask_threshold: Optional[float] = 0.5, class_folders: bool = False, labels: Optional[str] = None,
-        max_images: Optional[int] = None, offset: int = 0, mask_seed: int = 0, channels: int = 3,
-        batch_size: int = 1, num_workers: int = 0,
-    ):  # fmt: skip
+        self,
+        image_path: str,
+        image_size: int = 256,
+        mask_types: Sequence[str] = ("thick",),
+        mask_path: Optional[str] = None,
+        pair_masks: Literal["name", "sorted"] = "name",
+        invert_masks: bool = False,
+        mask_threshold: Optional[float] = 0.5,
+        class_folders: bool = False,
+        labels: Optional[str] = None,
+        max_images: Optional[int] = None,
+        offset: int = 0,
+        mask_seed: int = 0,
+        channels: int = 3,
+        batch_size: int = 1,
+        num_workers: int = 0,
+    ):
         super().__init__()
         self.image_path, self.image_size, self.mask_types = image_path, image_size, list(mask_types)
         self.mask_path, self.pair_masks, self.invert_masks = mask_path, pair_masks, invert_masks
@@ -187,8 +211,10 @@ class ImageFolderDataModule(L.LightningDataModule):
     def _pair(self, images: list[str], masks: list[str]) -> list[str]:
         if self.pair_masks == "sorted":
             if len(images) != len(masks):
-                raise ImageFileError(f"{self.image_path}: {len(images)} images but {self.mask_path} has "
-                                     f"{len(masks)} masks; pair_masks='sorted' pairs them one to one")  # fmt: skip
+                raise ImageFileError(
+                    f"{self.image_path}: {len(images)} images but {self.mask_path} has "
+                    f"{len(masks)} masks; pair_masks='sorted' pairs them one to one"
+                )
             return masks
         by_stem = {}
         for m in masks:
@@ -196,8 +222,9 @@ class ImageFolderDataModule(L.LightningDataModule):
             by_stem[stem.removesuffix("_mask")] = by_stem[stem] = m
         missing = [i for i in images if output_stem(i, self.image_path) not in by_stem]
         if missing:
-            raise ImageFileError(f"{missing[0]}: no mask with this name in {self.mask_path} "
-                                 f"({len(missing)} images lack one)")  # fmt: skip
+            raise ImageFileError(
+                f"{missing[0]}: no mask with this name in {self.mask_path} ({len(missing)} images lack one)"
+            )
         return [by_stem[output_stem(i, self.image_path)] for i in images]
 
     def setup(self, stage: str = "predict") -> None:
@@ -213,11 +240,17 @@ class ImageFolderDataModule(L.LightningDataModule):
         pairs = [(stem, i, k) for stem, i in zip(stems, index) for k in range(len(kinds))]
         self.dataset = InpaintItems(
             [(stem, images[i], masks[i] if masks else kinds[k]) for stem, i, k in pairs],
-            [i * len(kinds) + k for _, i, k in pairs], self.image_size, generated=masks is None,
-            mask_seed=self.mask_seed, mask_threshold=self.mask_threshold, invert_masks=self.invert_masks,
-            labels=[labels[i] for _, i, _ in pairs] if labels else None, channels=self.channels,
-            check_mask_size=self.check_mask_size, image_index=[i for _, i, _ in pairs],
-        )  # fmt: skip
+            [i * len(kinds) + k for _, i, k in pairs],
+            self.image_size,
+            generated=masks is None,
+            mask_seed=self.mask_seed,
+            mask_threshold=self.mask_threshold,
+            invert_masks=self.invert_masks,
+            labels=[labels[i] for _, i, _ in pairs] if labels else None,
+            channels=self.channels,
+            check_mask_size=self.check_mask_size,
+            image_index=[i for _, i, _ in pairs],
+        )
 
     def predict_dataloader(self) -> DataLoader:
         return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
@@ -233,15 +266,30 @@ class InpaintFolderDataModule(ImageFolderDataModule):
     """
 
     def __init__(
-        self, gt_path: str, mask_path: str, image_size: int = 256, batch_size: int = 1, num_workers: int = 0,
-        max_len: Optional[int] = None, offset: int = 0, mask_threshold: Optional[float] = 0.5,
-        invert_masks: bool = False, check_mask_size: bool = True,
-    ):  # fmt: skip
+        self,
+        gt_path: str,
+        mask_path: str,
+        image_size: int = 256,
+        batch_size: int = 1,
+        num_workers: int = 0,
+        max_len: Optional[int] = None,
+        offset: int = 0,
+        mask_threshold: Optional[float] = 0.5,
+        invert_masks: bool = False,
+        check_mask_size: bool = True,
+    ):
         super().__init__(
-            image_path=gt_path, image_size=image_size, mask_path=mask_path, pair_masks="sorted",
-            invert_masks=invert_masks, mask_threshold=mask_threshold, max_images=max_len, offset=offset,
-            batch_size=batch_size, num_workers=num_workers,
-        )  # fmt: skip
+            image_path=gt_path,
+            image_size=image_size,
+            mask_path=mask_path,
+            pair_masks="sorted",
+            invert_masks=invert_masks,
+            mask_threshold=mask_threshold,
+            max_images=max_len,
+            offset=offset,
+            batch_size=batch_size,
+            num_workers=num_workers,
+        )
         self.check_mask_size = check_mask_size
 
     def setup(self, stage: str = "predict") -> None:

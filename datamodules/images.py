@@ -5,10 +5,10 @@ Images become float32 ``[C, H, W]`` in ``[-1, 1]`` (x/127.5 - 1); masks become f
 while the short side is at least twice the target, resize the short side to the target
 with BICUBIC, then crop the centre.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import numpy as np
 import torch
@@ -26,9 +26,11 @@ def list_images(root: str) -> list[str]:
     if not os.path.isdir(root):
         raise ImageFileError(f"{root}: folder not found")
     found = [
-        os.path.join(d, f) for d, _, files in os.walk(root, followlinks=True) for f in files
+        os.path.join(d, f)
+        for d, _, files in os.walk(root, followlinks=True)
+        for f in files
         if f.lower().endswith(IMAGE_EXTENSIONS)
-    ]  # fmt: skip
+    ]
     if not found:
         raise ImageFileError(f"{root}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
     return sorted(found)

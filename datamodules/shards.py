@@ -5,6 +5,7 @@ A sample is an image (``jpg``, ``jpeg``, ``png``, ``webp``) with, optionally, a 
 mask are inpainted under each of the module's ``mask_types``.  Sample ids (which seed the per-sample
 generators) are derived from the sample keys, so results do not depend on sharding or device count.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,15 +44,30 @@ def decode(data: bytes, source: str, size: int, mode: str) -> torch.Tensor:
 class ShardItems(IterableDataset):
     """Items like ``InpaintItems``' from the samples of ``urls``."""
 
-    def __init__(self, urls: str | Sequence[str], image_size: int, mask_types: Sequence[str], mask_seed: int = 0,
-                 invert_masks: bool = False, mask_threshold: Optional[float] = 0.5, channels: int = 3):  # fmt: skip
+    def __init__(
+        self,
+        urls: str | Sequence[str],
+        image_size: int,
+        mask_types: Sequence[str],
+        mask_seed: int = 0,
+        invert_masks: bool = False,
+        mask_threshold: Optional[float] = 0.5,
+        channels: int = 3,
+    ):
         self.urls = urls if isinstance(urls, str) else list(urls)
         self.image_size, self.mask_types, self.mask_seed = image_size, list(mask_types), mask_seed
         self.invert_masks, self.mask_threshold, self.channels = invert_masks, mask_threshold, channels
 
     def _samples(self) -> Iterator[dict[str, Any]]:
-        return iter(wds.WebDataset(self.urls, nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker,
-                                   shardshuffle=False, empty_check=False))  # fmt: skip
+        return iter(
+            wds.WebDataset(
+                self.urls,
+                nodesplitter=wds.split_by_node,
+                workersplitter=wds.split_by_worker,
+                shardshuffle=False,
+                empty_check=False,
+            )
+        )
 
     def _image(self, sample: dict[str, Any], source: str) -> torch.Tensor:
         key = next((k for k in IMAGE_KEYS if k in sample), None)
@@ -71,14 +87,21 @@ class ShardItems(IterableDataset):
         if "mask.png" in sample:
             kinds = ["mask"]
         for k, kind in enumerate(kinds):
-            item = {"id": index * 16 + k, "mask_type": kind, "error": "",
-                    "name": f"{key}.png" if "mask.png" in sample else f"{kind}/{key}.png"}  # fmt: skip
+            item = {
+                "id": index * 16 + k,
+                "mask_type": kind,
+                "error": "",
+                "name": f"{key}.png" if "mask.png" in sample else f"{kind}/{key}.png",
+            }
             if "cls" in sample:
                 item["y"] = int(sample["cls"].decode().strip())
             try:
                 item["image"] = self._image(sample, source)
-                item["keep_mask"] = (self._file_mask(sample["mask.png"], source) if "mask.png" in sample
-                                     else keep_mask(kind, self.image_size, self.mask_seed, index))  # fmt: skip
+                item["keep_mask"] = (
+                    self._file_mask(sample["mask.png"], source)
+                    if "mask.png" in sample
+                    else keep_mask(kind, self.image_size, self.mask_seed, index)
+                )
             except (ImageFileError, ValueError) as e:
                 item["error"] = str(e) if isinstance(e, ImageFileError) else f"{source}: {e}"
                 item["image"] = torch.zeros(self.channels, self.image_size, self.image_size)
@@ -101,9 +124,18 @@ class ShardDataModule(L.LightningDataModule):
         batch_size, num_workers: DataLoader settings (use at least as many shards as nodes × workers).
     """
 
-    def __init__(self, urls: str | list[str], image_size: int = 256, mask_types: Sequence[str] = ("thick",),
-                 mask_seed: int = 0, invert_masks: bool = False, mask_threshold: Optional[float] = 0.5,
-                 channels: int = 3, batch_size: int = 1, num_workers: int = 0):  # fmt: skip
+    def __init__(
+        self,
+        urls: str | list[str],
+        image_size: int = 256,
+        mask_types: Sequence[str] = ("thick",),
+        mask_seed: int = 0,
+        invert_masks: bool = False,
+        mask_threshold: Optional[float] = 0.5,
+        channels: int = 3,
+        batch_size: int = 1,
+        num_workers: int = 0,
+    ):
         super().__init__()
         self.items = ShardItems(urls, image_size, mask_types, mask_seed, invert_masks, mask_threshold, channels)
         self.batch_size, self.num_workers = batch_size, num_workers

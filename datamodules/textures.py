@@ -4,6 +4,7 @@ The default data are the textures shipped with scikit-image (brick, grass, grave
 nothing is downloaded.  A folder of texture images (e.g. DTD) works the same way.  The right-hand
 ``held_out`` fraction of every texture never appears in training; evaluation crops come from there.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from repaint_pl.masks import PAPER_MASK_TYPES
 
-from .images import ImageFileError, list_images, open_rgb
 from .folders import InpaintItems
+from .images import ImageFileError, list_images, open_rgb
 
 SKIMAGE_TEXTURES = ("brick", "grass", "gravel")
 
@@ -46,15 +47,24 @@ def split_held_out(texture: torch.Tensor, held_out: float, crop_size: int) -> tu
     width = texture.shape[-1]
     cut = width - max(crop_size, round(width * held_out)) if held_out > 0 else width
     if cut < crop_size or texture.shape[-2] < crop_size:
-        raise ValueError(f"texture of {tuple(texture.shape[-2:])} px too small for {crop_size}-px crops with held_out={held_out}")
+        raise ValueError(
+            f"texture of {tuple(texture.shape[-2:])} px too small for {crop_size}-px crops with held_out={held_out}"
+        )
     return texture[..., :cut], texture[..., cut:]
 
 
 class RandomCrops(Dataset):
     """``length`` random crops (with random flips / 90° rotations) from a list of textures."""
 
-    def __init__(self, textures: Sequence[torch.Tensor], crop_size: int, length: int, hflip: bool = True,
-                 vflip: bool = True, rot90: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        textures: Sequence[torch.Tensor],
+        crop_size: int,
+        length: int,
+        hflip: bool = True,
+        vflip: bool = True,
+        rot90: bool = False,
+    ):
         self.textures, self.crop_size, self.length = list(textures), crop_size, length
         self.hflip, self.vflip, self.rot90 = hflip, vflip, rot90
 
@@ -83,7 +93,8 @@ def held_out_crops(part: torch.Tensor, crop_size: int, n: int) -> list[torch.Ten
 
 
 class TextureDataModule(L.LightningDataModule):
-    """Texture crops: ``train_dataloader`` for train.py, ``predict_dataloader`` (held-out crops × mask types) for eval.py.
+    """Texture crops: ``train_dataloader`` for train.py, ``predict_dataloader`` (held-out crops × mask
+    types) for eval.py.
 
     Args:
         root: folder of texture images; None = scikit-image's textures named in ``textures``.
@@ -103,11 +114,24 @@ class TextureDataModule(L.LightningDataModule):
     """
 
     def __init__(
-        self, root: Optional[str] = None, textures: Sequence[str] = SKIMAGE_TEXTURES, scale: float = 0.5,
-        crop_size: int = 64, eval_size: Optional[int] = None, channels: int = 1, hflip: bool = True, vflip: bool = True, rot90: bool = False,
-        held_out: float = 0.25, epoch_length: int = 4096, eval_crops: int = 2,
-        mask_types: Sequence[str] = PAPER_MASK_TYPES, mask_seed: int = 0, batch_size: int = 16, num_workers: int = 0,
-    ):  # fmt: skip
+        self,
+        root: Optional[str] = None,
+        textures: Sequence[str] = SKIMAGE_TEXTURES,
+        scale: float = 0.5,
+        crop_size: int = 64,
+        eval_size: Optional[int] = None,
+        channels: int = 1,
+        hflip: bool = True,
+        vflip: bool = True,
+        rot90: bool = False,
+        held_out: float = 0.25,
+        epoch_length: int = 4096,
+        eval_crops: int = 2,
+        mask_types: Sequence[str] = PAPER_MASK_TYPES,
+        mask_seed: int = 0,
+        batch_size: int = 16,
+        num_workers: int = 0,
+    ):
         super().__init__()
         if channels not in (1, 3):
             raise ValueError(f"data.channels: expected 1 or 3, got {channels}")
@@ -122,22 +146,37 @@ class TextureDataModule(L.LightningDataModule):
     def _sources(self) -> list[tuple[str, Image.Image]]:
         if self.root is None:
             return [(name, skimage_texture(name)) for name in self.texture_names]
-        return [(os.path.splitext(os.path.relpath(p, self.root))[0].replace(os.sep, "_"), open_rgb(p))
-                for p in list_images(self.root)]  # fmt: skip
+        return [
+            (os.path.splitext(os.path.relpath(p, self.root))[0].replace(os.sep, "_"), open_rgb(p))
+            for p in list_images(self.root)
+        ]
 
     def setup(self, stage: str = "fit") -> None:
         if self.parts is None:
             self.parts = [
-                (name, *split_held_out(texture_tensor(img, self.scale, self.channels), self.held_out,
-                                       max(self.crop_size, self.eval_size)))
+                (
+                    name,
+                    *split_held_out(
+                        texture_tensor(img, self.scale, self.channels),
+                        self.held_out,
+                        max(self.crop_size, self.eval_size),
+                    ),
+                )
                 for name, img in self._sources()
-            ]  # fmt: skip
+            ]
 
     def train_dataloader(self) -> DataLoader:
-        crops = RandomCrops([train for _, train, _ in self.parts], self.crop_size, self.epoch_length, self.hflip,
-                            self.vflip, self.rot90)  # fmt: skip
-        return DataLoader(crops, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
-                          drop_last=True, persistent_workers=self.num_workers > 0)  # fmt: skip
+        crops = RandomCrops(
+            [train for _, train, _ in self.parts], self.crop_size, self.epoch_length, self.hflip, self.vflip, self.rot90
+        )
+        return DataLoader(
+            crops,
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            drop_last=True,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader:
         """Held-out crops of the training size (for the validation loss and previews during training)."""
@@ -147,15 +186,22 @@ class TextureDataModule(L.LightningDataModule):
     def eval_images(self, size: Optional[int] = None) -> list[tuple[str, torch.Tensor]]:
         """The held-out crops (``eval_size`` unless given), named ``<texture>_<k>``."""
         size = size or self.eval_size
-        return [(f"{name}_{k}", crop) for name, _, held in self.parts
-                for k, crop in enumerate(held_out_crops(held, size, self.eval_crops))]  # fmt: skip
+        return [
+            (f"{name}_{k}", crop)
+            for name, _, held in self.parts
+            for k, crop in enumerate(held_out_crops(held, size, self.eval_crops))
+        ]
 
     def predict_dataloader(self) -> DataLoader:
         crops, kinds = self.eval_images(), self.mask_types
         pairs = [(i, k) for i in range(len(crops)) for k in range(len(kinds))]
         dataset = InpaintItems(
-            [(crops[i][0], crops[i][1], kinds[k]) for i, k in pairs], [i * len(kinds) + k for i, k in pairs],
-            self.eval_size, generated=True, mask_seed=self.mask_seed, channels=self.channels,
+            [(crops[i][0], crops[i][1], kinds[k]) for i, k in pairs],
+            [i * len(kinds) + k for i, k in pairs],
+            self.eval_size,
+            generated=True,
+            mask_seed=self.mask_seed,
+            channels=self.channels,
             image_index=[i for i, _ in pairs],
-        )  # fmt: skip
+        )
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)

@@ -16,6 +16,7 @@ Timings on a shared machine drift between runs; every figure is the best of inte
 the sampler's own overhead is also measured inside a single sampling run (network time recorded around
 each call), which drift cannot affect.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,9 +62,21 @@ SETUPS = {
     # the shipped texture model's architecture on 64² crops; the speed path compiles the network (~1 min)
     "cpu": BenchSetup(steps=24, jump_length=4, jump_n_sample=2, compile="default", repeats=2, sweep_calls=6),
     # ADM-256 over the paper's 250 steps with fewer jumps (490 calls); the paper's 2410 are extrapolated
-    "gpu": BenchSetup(preset="celeba256", image_size=256, channels=3, batch_size=8, steps=250, jump_length=10,
-                      jump_n_sample=2, device="cuda", autocast="bf16", compile="max-autotune-no-cudagraphs",
-                      batch_sizes=[1, 4, 8, 16, 32], sweep_calls=20, repeats=2),  # fmt: skip
+    "gpu": BenchSetup(
+        preset="celeba256",
+        image_size=256,
+        channels=3,
+        batch_size=8,
+        steps=250,
+        jump_length=10,
+        jump_n_sample=2,
+        device="cuda",
+        autocast="bf16",
+        compile="max-autotune-no-cudagraphs",
+        batch_sizes=[1, 4, 8, 16, 32],
+        sweep_calls=20,
+        repeats=2,
+    ),
 }
 
 
@@ -132,10 +145,13 @@ class EpsOnly(nn.Module):
 def make_module(setup: BenchSetup, fast: bool, compile: bool = True) -> RePaintModule:
     net = UNetConfig(preset=setup.preset, image_size=setup.image_size, in_channels=setup.channels, use_fp16=False)
     module = RePaintModule(
-        net=net, diffusion=DiffusionConfig(timestep_respacing=str(setup.steps)),
+        net=net,
+        diffusion=DiffusionConfig(timestep_respacing=str(setup.steps)),
         schedule=JumpSchedule(jump_length=setup.jump_length, jump_n_sample=setup.jump_n_sample),
-        attention="sdpa" if fast else "einsum", channels_last=fast, compile=setup.compile if fast and compile else None,
-    )  # fmt: skip
+        attention="sdpa" if fast else "einsum",
+        channels_last=fast,
+        compile=setup.compile if fast and compile else None,
+    )
     return module.to(setup.device).eval()
 
 
@@ -204,13 +220,15 @@ class NetworkClock:
         return sum(self.spans)
 
 
-def repaint_time(module: RePaintModule, setup: BenchSetup, batch: int, fast: bool = False,
-                 times: Optional[list[int]] = None) -> float:  # fmt: skip
+def repaint_time(
+    module: RePaintModule, setup: BenchSetup, batch: int, fast: bool = False, times: Optional[list[int]] = None
+) -> float:
     return repaint_timings(module, setup, batch, fast, times)[0]
 
 
-def repaint_timings(module: RePaintModule, setup: BenchSetup, batch: int, fast: bool = False,
-                    times: Optional[list[int]] = None) -> tuple[float, float]:  # fmt: skip
+def repaint_timings(
+    module: RePaintModule, setup: BenchSetup, batch: int, fast: bool = False, times: Optional[list[int]] = None
+) -> tuple[float, float]:
     """(seconds of the whole sampling, seconds spent in the network during it)."""
     image, mask, ids = inputs(setup, batch)
     clock = NetworkClock(module)
@@ -240,9 +258,15 @@ def diffusers_timings(module: RePaintModule, setup: BenchSetup, batch: int) -> t
 
     def run() -> None:
         with clock:
-            pipe(image=image, mask_image=mask.expand_as(image), num_inference_steps=setup.steps,
-                 jump_length=setup.jump_length, jump_n_sample=setup.jump_n_sample, generator=generator,
-                 output_type="np")  # fmt: skip
+            pipe(
+                image=image,
+                mask_image=mask.expand_as(image),
+                num_inference_steps=setup.steps,
+                jump_length=setup.jump_length,
+                jump_n_sample=setup.jump_n_sample,
+                generator=generator,
+                output_type="np",
+            )
 
     return timed(run, torch.device(setup.device)), clock.seconds()
 
@@ -260,8 +284,13 @@ def run_benchmark(setup: BenchSetup) -> dict[str, Any]:
     plain, fast = make_module(setup, fast=False), make_module(setup, fast=True)
     fast.load_state_dict(plain.state_dict())
     calls, B = count_network_calls(plain.times), setup.batch_size
-    r: dict[str, Any] = {"setup": asdict(setup), "network_calls": calls, "device_name": device_name(device),
-                         "repeats": setup.repeats, "torch": torch.__version__}  # fmt: skip
+    r: dict[str, Any] = {
+        "setup": asdict(setup),
+        "network_calls": calls,
+        "device_name": device_name(device),
+        "repeats": setup.repeats,
+        "torch": torch.__version__,
+    }
     measurements = {
         "network_s": lambda: network_only(plain, setup, calls, B),
         "repaint_s": lambda: repaint_time(plain, setup, B),
@@ -305,8 +334,14 @@ def batch_sweep(module: RePaintModule, setup: BenchSetup) -> list[dict[str, floa
         repaint_time(module, setup, batch, True, times=[1, 0, -1])  # warm-up at this batch size
         with PeakMemory(torch.device(setup.device)) as mem:
             seconds = repaint_time(module, setup, batch, True, times=times)
-        rows.append({"batch": batch, "images_per_s": batch / seconds * setup.sweep_calls / PAPER_CALLS,
-                     "s_per_call": seconds / setup.sweep_calls, "peak_mib": mem.peak / 2**20})  # fmt: skip
+        rows.append(
+            {
+                "batch": batch,
+                "images_per_s": batch / seconds * setup.sweep_calls / PAPER_CALLS,
+                "s_per_call": seconds / setup.sweep_calls,
+                "peak_mib": mem.peak / 2**20,
+            }
+        )
     return rows
 
 
@@ -331,13 +366,25 @@ def report(r: dict[str, Any]) -> str:
         f"({r['sampler_ms_per_transition']:.2f} ms of sampler work per transition) |",
     ]
     if "diffusers_s" in r:
-        lines.append(f"| (c) diffusers RePaintPipeline, same network | {r['diffusers_s']:.2f} | "
-                     f"this project = {r['repaint_vs_diffusers']:.3f} × diffusers |")  # fmt: skip
-        lines.append(f"| (c) within one run: diffusers / its own network time | | "
-                     f"{r['diffusers_overhead_same_run']:.4f} × ({r['diffusers_ms_per_transition']:.2f} ms of "
-                     f"sampler work per transition) |")  # fmt: skip
-    fast = ", ".join(x for x in ["channels_last", "SDPA", s["autocast"] and f"{s['autocast']} autocast",
-                                 s["compile"] and f"compile {s['compile']}"] if x)  # fmt: skip
+        lines.append(
+            f"| (c) diffusers RePaintPipeline, same network | {r['diffusers_s']:.2f} | "
+            f"this project = {r['repaint_vs_diffusers']:.3f} × diffusers |"
+        )
+        lines.append(
+            f"| (c) within one run: diffusers / its own network time | | "
+            f"{r['diffusers_overhead_same_run']:.4f} × ({r['diffusers_ms_per_transition']:.2f} ms of "
+            f"sampler work per transition) |"
+        )
+    fast = ", ".join(
+        x
+        for x in [
+            "channels_last",
+            "SDPA",
+            s["autocast"] and f"{s['autocast']} autocast",
+            s["compile"] and f"compile {s['compile']}",
+        ]
+        if x
+    )
     lines += [
         f"| (d) network alone, speed path ({fast}) | {r['fast_network_s']:.2f} | |",
         f"| (d) RePaint, speed path | {r['fast_repaint_s']:.2f} | {r['fast_overhead']:.3f} × its network, "
@@ -349,8 +396,10 @@ def report(r: dict[str, Any]) -> str:
         "| batch (speed path, eager) | images/s (paper schedule) | s per call | peak memory MiB |",
         "|---|---|---|---|",
     ]
-    lines += [f"| {b['batch']} | {b['images_per_s']:.4f} | {b['s_per_call']:.3f} | {b['peak_mib']:.0f} |"
-              for b in r["batch_sweep"]]  # fmt: skip
+    lines += [
+        f"| {b['batch']} | {b['images_per_s']:.4f} | {b['s_per_call']:.3f} | {b['peak_mib']:.0f} |"
+        for b in r["batch_sweep"]
+    ]
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ Anything can be set the Lightning CLI way (``--config`` files, dotted overrides 
 and ``--seed_everything``).  ``eval.py`` adds ``--ckpt`` (a guided-diffusion ``.pt`` or a
 train.py ``.ckpt``), ``--classifier_ckpt`` and ``--repaint_conf`` (an original RePaint YAML).
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,13 +25,19 @@ from .nets.checkpoint import is_lightning_checkpoint, sub_state_dict
 from .original_conf import translate_file
 
 REPO_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
-ALIASES = {"--devices": "--trainer.devices", "--accelerator": "--trainer.accelerator",
-           "--num_nodes": "--trainer.num_nodes", "--seed": "--model.seed"}  # fmt: skip
+ALIASES = {
+    "--devices": "--trainer.devices",
+    "--accelerator": "--trainer.accelerator",
+    "--num_nodes": "--trainer.num_nodes",
+    "--seed": "--model.seed",
+}
 
 EVAL_TRAINER_DEFAULTS: dict[str, Any] = {
-    "logger": False, "enable_checkpointing": False, "enable_model_summary": False,
+    "logger": False,
+    "enable_checkpointing": False,
+    "enable_model_summary": False,
     "inference_mode": False,  # classifier guidance needs autograd inside prediction
-}  # fmt: skip
+}
 
 
 def _option(argv: list[str], name: str) -> Optional[str]:
@@ -120,12 +127,20 @@ class RePaintCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: Any) -> None:
         from repaint_pl.callbacks import InpaintMetrics, InpaintProgressBar, RePaintWriter
 
-        parser.add_argument("--ckpt", type=Optional[str], default=None,
-                            help="net weights: a guided-diffusion .pt (released file names pick their preset) "
-                                 "or a train.py .ckpt (its architecture and diffusion come along)")  # fmt: skip
+        parser.add_argument(
+            "--ckpt",
+            type=Optional[str],
+            default=None,
+            help="net weights: a guided-diffusion .pt (released file names pick their preset) "
+            "or a train.py .ckpt (its architecture and diffusion come along)",
+        )
         parser.add_argument("--classifier_ckpt", type=Optional[str], default=None, help="classifier weights (.pt)")
-        parser.add_argument("--repaint_conf", type=Optional[str], default=None,
-                            help="an original RePaint YAML, run as it is (explicit arguments override it)")
+        parser.add_argument(
+            "--repaint_conf",
+            type=Optional[str],
+            default=None,
+            help="an original RePaint YAML, run as it is (explicit arguments override it)",
+        )
         parser.add_lightning_class_args(RePaintWriter, "writer")
         parser.add_lightning_class_args(InpaintProgressBar, "progress")
         parser.add_lightning_class_args(InpaintMetrics, "metrics")
@@ -137,9 +152,15 @@ def eval_main(args: Optional[list[str]] = None) -> RePaintCLI:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
         cli = RePaintCLI(
-            RePaintModule, L.LightningDataModule, subclass_mode_data=True, run=False, args=argv,
-            trainer_defaults=EVAL_TRAINER_DEFAULTS, save_config_callback=None, seed_everything_default=0,
-        )  # fmt: skip
+            RePaintModule,
+            L.LightningDataModule,
+            subclass_mode_data=True,
+            run=False,
+            args=argv,
+            trainer_defaults=EVAL_TRAINER_DEFAULTS,
+            save_config_callback=None,
+            seed_everything_default=0,
+        )
     load_checkpoints(cli.model, cli.config["ckpt"], cli.config["classifier_ckpt"])
     if cli.trainer.is_global_zero:
         out_dir = cli.config["writer"]["out_dir"]
@@ -151,8 +172,12 @@ def eval_main(args: Optional[list[str]] = None) -> RePaintCLI:
 
 class TrainCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: Any) -> None:
-        parser.add_argument("--ckpt_path", type=Optional[str], default=None,
-                            help="resume training from this checkpoint (e.g. <run>/checkpoints/last.ckpt)")
+        parser.add_argument(
+            "--ckpt_path",
+            type=Optional[str],
+            default=None,
+            help="resume training from this checkpoint (e.g. <run>/checkpoints/last.ckpt)",
+        )
 
 
 def train_main(args: Optional[list[str]] = None) -> TrainCLI:
@@ -160,8 +185,14 @@ def train_main(args: Optional[list[str]] = None) -> TrainCLI:
     argv = expand_aliases(sys.argv[1:] if args is None else args)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
-        cli = TrainCLI(RePaintModule, L.LightningDataModule, subclass_mode_data=True, run=False, args=argv,
-                       save_config_kwargs={"overwrite": True})  # fmt: skip
+        cli = TrainCLI(
+            RePaintModule,
+            L.LightningDataModule,
+            subclass_mode_data=True,
+            run=False,
+            args=argv,
+            save_config_kwargs={"overwrite": True},
+        )
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
     return cli
 

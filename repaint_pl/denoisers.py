@@ -3,6 +3,7 @@
 Each maps the respaced index to what the network expects (``Diffusion.model_time``)
 and binds the conditioning (class labels) for one batch.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Optional

@@ -8,6 +8,7 @@ puts every table on the sampling device; the sampling loop then only indexes the
 Shapes: ``x_t``, ``x0`` are ``[B, C, H, W]`` in ``[-1, 1]``; ``t`` is a respaced index,
 either a 0-d tensor (same step for the whole batch) or ``[B]``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
@@ -237,7 +238,9 @@ def vlb_terms(d: Diffusion, model_output: Tensor, x0: Tensor, x_t: Tensor, t: Te
     return torch.where(t == 0, nll, kl)
 
 
-def training_losses(d: Diffusion, model_output: Tensor, x0: Tensor, x_t: Tensor, t: Tensor, noise: Tensor) -> dict[str, Tensor]:
+def training_losses(
+    d: Diffusion, model_output: Tensor, x0: Tensor, x_t: Tensor, t: Tensor, noise: Tensor
+) -> dict[str, Tensor]:
     """Per-sample losses for a network output at (x_t, t), x_t = q_sample(x0, t, noise).
 
     ``mse`` is L_simple (on ε, or on x0 with predict_xstart).  A network that learns its

@@ -14,6 +14,7 @@ Every mask is a float32 tensor ``[1, size, size]`` and is deterministic per
 * ``outpaint``: only the centre square of half the side known (extend a texture 2× each way).
 * ``hole``: the centre square of half the side unknown (a large hole).
 """
+
 from __future__ import annotations
 
 import math

@@ -6,6 +6,7 @@ Batches are dicts: ``image`` ``[B, C, H, W]`` in ``[-1, 1]``; ``keep_mask`` ``[B
 (1 = known); ``id`` ``[B]`` (the sample id that seeds the sample's generator); optional
 ``y`` ``[B]`` class labels and ``name`` (list of str).
 """
+
 from __future__ import annotations
 
 import logging
@@ -14,19 +15,18 @@ from dataclasses import asdict
 from typing import Any, Literal, Optional
 
 import lightning as L
-from jsonargparse import lazy_instance
 import torch
+from jsonargparse import lazy_instance
 from torch import Tensor
 
 from .denoisers import adm_model_fn, classifier_grad_fn
-from .diffusion import Diffusion, DiffusionConfig, q_sample, training_losses
+from .diffusion import DiffusionConfig, q_sample, training_losses
 from .nets import ClassifierConfig, UNetConfig, load_weights
 from .nets.adm import Attention
 from .nets.presets import NUM_CLASSES
 from .noise import GlobalNoise, NoiseSource, PerSampleNoise
 from .sampler import StepHook, StepState, repaint
 from .schedules import JumpSchedule, TimeTable, count_network_calls
-
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +155,14 @@ class RePaintModule(L.LightningModule):
         return noise.randint(NUM_CLASSES)
 
     def inpaint(
-        self, image: Tensor, keep_mask: Tensor, ids: Tensor, y: Optional[Tensor] = None,
-        times: Optional[list[int]] = None, on_step: Optional[StepHook] = None,
-    ) -> Tensor:  # fmt: skip
+        self,
+        image: Tensor,
+        keep_mask: Tensor,
+        ids: Tensor,
+        y: Optional[Tensor] = None,
+        times: Optional[list[int]] = None,
+        on_step: Optional[StepHook] = None,
+    ) -> Tensor:
         """RePaint on a batch; returns the final x_0 in [-1, 1] (float32)."""
         noise = self._noise(ids, image.device)
         labels = self._labels(y, noise, image.shape[0], image.device)
@@ -168,10 +173,17 @@ class RePaintModule(L.LightningModule):
             grad_fn = classifier_grad_fn(self.classifier, d, labels, self.classifier_scale)
         hooks = [h for h in (*self.step_hooks, on_step) if h is not None]
         return repaint(
-            model_fn, image.float(), keep_mask.float(), times or self.times, d, noise, grad_fn=grad_fn,
-            clip_x0=self.clip_denoised, paste_known=self.paste_known,
+            model_fn,
+            image.float(),
+            keep_mask.float(),
+            times or self.times,
+            d,
+            noise,
+            grad_fn=grad_fn,
+            clip_x0=self.clip_denoised,
+            paste_known=self.paste_known,
             on_step=(lambda s: [h(s) for h in hooks]) if hooks else None,
-        )  # fmt: skip
+        )
 
     def sample(self, ids: Tensor, image_size: Optional[int] = None, y: Optional[Tensor] = None) -> Tensor:
         """Unconditional ancestral samples (RePaint with nothing known and no jumps)."""
@@ -198,13 +210,16 @@ class RePaintModule(L.LightningModule):
             idx = torch.tensor([i for i, t in enumerate(todo) if t], device=batch["image"].device)
             y = batch.get("y")
             start = time.perf_counter()
-            result = self.inpaint(batch["image"][idx], batch["keep_mask"][idx], batch["id"][idx],
-                                  y[idx] if y is not None else None)  # fmt: skip
+            result = self.inpaint(
+                batch["image"][idx], batch["keep_mask"][idx], batch["id"][idx], y[idx] if y is not None else None
+            )
             if result.is_cuda:
                 torch.cuda.synchronize(result.device)
             seconds = (time.perf_counter() - start) / len(idx)
             inpainted[idx] = result
-        return dict(batch, inpainted=inpainted, sampled=todo, seconds=seconds, network_calls=self.network_calls_per_image)
+        return dict(
+            batch, inpainted=inpainted, sampled=todo, seconds=seconds, network_calls=self.network_calls_per_image
+        )
 
     # ------------------------------------------------------------------ training
 
@@ -221,7 +236,9 @@ class RePaintModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         losses = self.diffusion_losses(batch)
-        self.log_dict({f"train/{k}": v.mean() for k, v in losses.items()}, prog_bar=True, batch_size=len(batch["image"]))
+        self.log_dict(
+            {f"train/{k}": v.mean() for k, v in losses.items()}, prog_bar=True, batch_size=len(batch["image"])
+        )
         return losses["loss"].mean()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:

@@ -10,6 +10,7 @@ exactly what the global generator gives after ``torch.manual_seed(sample_seed(S,
 the order the original RePaint code does; with the global generator seeded the
 same way, both programs draw the same Gaussian numbers for any batch size.
 """
+
 from __future__ import annotations
 
 from typing import Protocol, Sequence

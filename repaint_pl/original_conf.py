@@ -4,6 +4,7 @@
 returns the checkpoint paths it names; anything that would change the result and that
 this project does not implement is refused with a one-line error naming the key.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,18 +12,35 @@ from typing import Any
 
 import yaml
 
-from .nets.presets import config_fields, UNetConfig
+from .nets.presets import UNetConfig, config_fields
 
 _NET_FLAGS = config_fields(UNetConfig) - {"preset", "in_channels"}
-_CLASSIFIER_FLAGS = ("image_size", "classifier_width", "classifier_depth", "classifier_attention_resolutions",
-                     "classifier_use_scale_shift_norm", "classifier_resblock_updown", "classifier_pool",
-                     "classifier_use_fp16")  # fmt: skip
-_DIFFUSION_FLAGS = {"diffusion_steps": "steps", "noise_schedule": "noise_schedule", "predict_xstart": "predict_xstart",
-                    "rescale_timesteps": "rescale_timesteps", "use_kl": "use_kl",
-                    "rescale_learned_sigmas": "rescale_learned_sigmas"}  # fmt: skip
+_CLASSIFIER_FLAGS = (
+    "image_size",
+    "classifier_width",
+    "classifier_depth",
+    "classifier_attention_resolutions",
+    "classifier_use_scale_shift_norm",
+    "classifier_resblock_updown",
+    "classifier_pool",
+    "classifier_use_fp16",
+)
+_DIFFUSION_FLAGS = {
+    "diffusion_steps": "steps",
+    "noise_schedule": "noise_schedule",
+    "predict_xstart": "predict_xstart",
+    "rescale_timesteps": "rescale_timesteps",
+    "use_kl": "use_kl",
+    "rescale_learned_sigmas": "rescale_learned_sigmas",
+}
 # (key, value the original must have for this project to reproduce it)
-_REQUIRED = [("use_ddim", False), ("inpa_inj_sched_prev", True), ("inpa_inj_sched_prev_cumnoise", False),
-             ("respace_interpolate", False), ("inpa_inj_time_shift", 1)]  # fmt: skip
+_REQUIRED = [
+    ("use_ddim", False),
+    ("inpa_inj_sched_prev", True),
+    ("inpa_inj_sched_prev_cumnoise", False),
+    ("respace_interpolate", False),
+    ("inpa_inj_time_shift", 1),
+]
 
 
 class RepaintConfError(ValueError):
@@ -93,7 +111,10 @@ def translate(conf: dict[str, Any], path: str) -> tuple[dict[str, Any], str | No
     model = {
         "net": _net(conf),
         "diffusion": _diffusion(conf),
-        "schedule": {"class_path": "repaint_pl.schedules.JumpSchedule", "init_args": dict(conf["schedule_jump_params"])},
+        "schedule": {
+            "class_path": "repaint_pl.schedules.JumpSchedule",
+            "init_args": dict(conf["schedule_jump_params"]),
+        },
         "classifier": classifier,
         "classifier_scale": float(conf.get("classifier_scale") or 0.0) if classifier else 0.0,
         "class_label": conf.get("cond_y"),
@@ -102,14 +123,21 @@ def translate(conf: dict[str, Any], path: str) -> tuple[dict[str, Any], str | No
     data = {
         "class_path": "repaint_pl.datamodules.InpaintFolderDataModule",
         "init_args": {
-            "gt_path": os.path.expanduser(entry["gt_path"]), "mask_path": os.path.expanduser(entry["mask_path"]),
+            "gt_path": os.path.expanduser(entry["gt_path"]),
+            "mask_path": os.path.expanduser(entry["mask_path"]),
             "image_size": int(entry.get("image_size") or conf.get("image_size") or 256),
-            "batch_size": int(entry.get("batch_size") or 1), "max_len": entry.get("max_len"),
-            "offset": int(entry.get("offset") or 0), "mask_threshold": None,
+            "batch_size": int(entry.get("batch_size") or 1),
+            "max_len": entry.get("max_len"),
+            "offset": int(entry.get("offset") or 0),
+            "mask_threshold": None,
         },
-    }  # fmt: skip
-    writer = {"inpainted": out_paths.get("srs"), "gt": out_paths.get("gts"), "gt_masked": out_paths.get("lrs"),
-              "gt_keep_mask": out_paths.get("gt_keep_masks")}  # fmt: skip
+    }
+    writer = {
+        "inpainted": out_paths.get("srs"),
+        "gt": out_paths.get("gts"),
+        "gt_masked": out_paths.get("lrs"),
+        "gt_keep_mask": out_paths.get("gt_keep_masks"),
+    }
     given = [os.path.dirname(os.path.abspath(os.path.expanduser(p))) for p in writer.values() if p]
     if given:  # config and metrics go to the folder that holds the output folders
         writer["out_dir"] = os.path.commonpath(given)

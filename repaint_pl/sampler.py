@@ -13,6 +13,7 @@ Images and ``x0`` are in ``[-1, 1]``; ``keep_mask`` is 1 where the pixel is know
 ``NoiseSource``, drawn in the original code's order: x_T; then per reverse step the
 posterior noise followed by the known-region noise; per forward jump its noise.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,9 +51,16 @@ def inject_known(d: Diffusion, x_t: Tensor, x0: Tensor, keep_mask: Tensor, t: Te
 
 
 def reverse_step(
-    d: Diffusion, model_fn: ModelFn, x_t: Tensor, t: Tensor, noise: Tensor, *,
-    grad_fn: Optional[GradFn] = None, clip_x0: bool = True, add_noise: bool = True,
-) -> tuple[Tensor, Tensor]:  # fmt: skip
+    d: Diffusion,
+    model_fn: ModelFn,
+    x_t: Tensor,
+    t: Tensor,
+    noise: Tensor,
+    *,
+    grad_fn: Optional[GradFn] = None,
+    clip_x0: bool = True,
+    add_noise: bool = True,
+) -> tuple[Tensor, Tensor]:
     """x_{t-1} ~ p(x_{t-1} | x_t) with the model's variance; returns (x_{t-1}, x0 prediction)."""
     t_batch = t.expand(x_t.shape[0])
     mean, log_var, x0_pred = p_mean_variance(d, model_fn(x_t, t_batch), x_t, t, clip_x0)

@@ -9,6 +9,7 @@ at ``t_T - 1``, moves by exactly ±1 per transition and ends at ``-1`` (= x_0).
 A transition ``t -> t-1`` is a reverse (denoising) step and costs one network
 call; ``t -> t+1`` is a forward jump (re-noising) and costs nothing.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,7 +60,7 @@ def space_timesteps(num_steps: int, respacing: str | int | Sequence[int]) -> lis
     if respacing in ("", None):
         return list(range(num_steps))
     if isinstance(respacing, str) and respacing.startswith("ddim"):
-        return _ddim_timesteps(num_steps, int(respacing[len("ddim"):]))
+        return _ddim_timesteps(num_steps, int(respacing[len("ddim") :]))
     counts = [int(c) for c in respacing.split(",")] if isinstance(respacing, str) else respacing
     counts = [counts] if isinstance(counts, int) else list(counts)
     kept: list[int] = []
@@ -204,7 +205,9 @@ def _round_to_total(values: np.ndarray, total: int) -> list[int]:
 def check_times(times: Sequence[int], t_T: int) -> None:
     """Raise ValueError unless ``times`` is a valid time table for ``t_T`` respaced steps."""
     if len(times) < 2 or times[0] != t_T - 1 or times[-1] != -1:
-        raise ValueError(f"time table must start at t_T-1={t_T - 1} and end at -1, got {list(times[:3])}…{list(times[-3:])}")
+        raise ValueError(
+            f"time table must start at t_T-1={t_T - 1} and end at -1, got {list(times[:3])}…{list(times[-3:])}"
+        )
     for i, (a, b) in enumerate(zip(times[:-1], times[1:])):
         if abs(a - b) != 1:
             raise ValueError(f"time table: step {i} goes {a} -> {b}; every step must move by ±1")
@@ -282,10 +285,15 @@ class JumpSchedule(TimeTable):
     ):
         self.t_T = t_T
         self.params = dict(
-            n_sample=n_sample, jump_length=jump_length, jump_n_sample=jump_n_sample, jump2_length=jump2_length,
-            jump2_n_sample=jump2_n_sample, jump3_length=jump3_length, jump3_n_sample=jump3_n_sample,
+            n_sample=n_sample,
+            jump_length=jump_length,
+            jump_n_sample=jump_n_sample,
+            jump2_length=jump2_length,
+            jump2_n_sample=jump2_n_sample,
+            jump3_length=jump3_length,
+            jump3_n_sample=jump3_n_sample,
             start_resampling=start_resampling,
-        )  # fmt: skip
+        )
 
     def times(self, num_timesteps: int) -> list[int]:
         return jump_times(_start(self.t_T, num_timesteps), **self.params)

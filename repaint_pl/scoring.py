@@ -8,6 +8,7 @@ folder can be scored again without sampling (``python -m repaint_pl.scoring --re
 Backbone weights are read from ``$TORCH_HOME/hub/checkpoints``; a missing file disables that metric
 with one line saying which file to put where, and the other metrics are still computed.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,6 @@ import torch
 from PIL import Image
 from torch import Tensor
 from torchmetrics.functional.image import structural_similarity_index_measure
-
 
 BACKBONE_FILES = {
     "alex": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
@@ -41,7 +41,8 @@ def missing_backbone(kind: str) -> Optional[str]:
     path = backbone_path(kind)
     if os.path.isfile(path):
         return None
-    return f"{kind} weights missing: put {os.path.basename(path)} (from {BACKBONE_FILES[kind]}) into {os.path.dirname(path)}"
+    name, url, folder = os.path.basename(path), BACKBONE_FILES[kind], os.path.dirname(path)
+    return f"{kind} weights missing: put {name} (from {url}) into {folder}"
 
 
 # --------------------------------------------------------------------------
@@ -108,13 +109,15 @@ class Scorer:
         sq = (gt - result) ** 2
         # SSIM: Gaussian window (σ 1.5, 11 px); the whole-image value averages the map away from the
         # borders (the usual definition), the filled-region value averages it over the filled pixels
-        _, ssim_map = structural_similarity_index_measure(result, gt, data_range=1.0, return_full_image=True,
-                                                          reduction="none")  # fmt: skip
+        _, ssim_map = structural_similarity_index_measure(
+            result, gt, data_range=1.0, return_full_image=True, reduction="none"
+        )
         metrics = {
-            "psnr": psnr(masked_mean(sq, whole)), "psnr_fill": psnr(masked_mean(sq, fill)),
+            "psnr": psnr(masked_mean(sq, whole)),
+            "psnr_fill": psnr(masked_mean(sq, fill)),
             "ssim": ssim_map[..., SSIM_BORDER:-SSIM_BORDER, SSIM_BORDER:-SSIM_BORDER].flatten(1).mean(1),
             "ssim_fill": masked_mean(ssim_map, fill),
-        }  # fmt: skip
+        }
         for net, model in self.lpips_models.items():
             maps = model.maps(result, gt)
             metrics[f"lpips_{net}"], metrics[f"lpips_{net}_fill"] = masked_mean(maps, whole), masked_mean(maps, fill)
@@ -136,7 +139,9 @@ def read_png(path: str, channels: Optional[int] = None) -> Tensor:
 def result_names(dirs: dict[str, str]) -> list[str]:
     """Names (relative paths) of every inpainted picture with its ground truth and mask."""
     root = dirs["inpainted"]
-    names = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs if f.endswith(".png"))
+    names = sorted(
+        os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs if f.endswith(".png")
+    )
     return [n for n in names if all(os.path.isfile(os.path.join(dirs[k], n)) for k in ("gt", "gt_keep_mask"))]
 
 
@@ -161,8 +166,9 @@ def read_meta(meta_dir: str, name: str) -> dict[str, Any]:
         return json.load(f)
 
 
-def score_names(scorer: Scorer, dirs: dict[str, str], meta_dir: str, names: Sequence[str], batch_size: int = 16
-                ) -> list[dict[str, Any]]:  # fmt: skip
+def score_names(
+    scorer: Scorer, dirs: dict[str, str], meta_dir: str, names: Sequence[str], batch_size: int = 16
+) -> list[dict[str, Any]]:
     """One row per name: name, mask type, id, seconds, network calls, metrics."""
     rows = []
     for start in range(0, len(names), batch_size):
@@ -172,9 +178,16 @@ def score_names(scorer: Scorer, dirs: dict[str, str], meta_dir: str, names: Sequ
         for group in groups:
             for name, metrics in zip(group, scorer.score(*load_triplets(dirs, group))):
                 meta = read_meta(meta_dir, name)
-                rows.append({"name": name, "mask_type": meta.get("mask_type", mask_type_of(name)),
-                             "id": meta.get("id", ""), "seconds": meta.get("seconds", ""),
-                             "network_calls": meta.get("network_calls", ""), **metrics})  # fmt: skip
+                rows.append(
+                    {
+                        "name": name,
+                        "mask_type": meta.get("mask_type", mask_type_of(name)),
+                        "id": meta.get("id", ""),
+                        "seconds": meta.get("seconds", ""),
+                        "network_calls": meta.get("network_calls", ""),
+                        **metrics,
+                    }
+                )
     return rows
 
 
@@ -212,8 +225,9 @@ def metric_names(rows: Iterable[dict[str, Any]]) -> list[str]:
     return names
 
 
-def summarize(rows: Sequence[dict[str, Any]], errors: Sequence[dict[str, str]] = (), extra: Optional[dict] = None
-              ) -> dict[str, Any]:  # fmt: skip
+def summarize(
+    rows: Sequence[dict[str, Any]], errors: Sequence[dict[str, str]] = (), extra: Optional[dict] = None
+) -> dict[str, Any]:
     """Mean and standard deviation of every metric per mask type (and over all), counts, errors."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -242,7 +256,9 @@ def markdown_table(summary: dict[str, Any]) -> str:
         cells = []
         for k in keys:
             v = stats.get(k)
-            cells.append("" if v is None else f"{v['mean']:.4g} ± {v['std']:.2g}" if isinstance(v, dict) else f"{v:.4g}")
+            cells.append(
+                "" if v is None else f"{v['mean']:.4g} ± {v['std']:.2g}" if isinstance(v, dict) else f"{v:.4g}"
+            )
         lines.append(f"| {kind} | {stats['images']} | " + " | ".join(cells) + " |")
     if summary["errors"]:
         lines += ["", f"{len(summary['errors'])} input(s) skipped:"] + [f"- {e['error']}" for e in summary["errors"]]
@@ -289,7 +305,11 @@ def write_grids(dirs: dict[str, str], names: Sequence[str], out_dir: str, max_ro
     written = {}
     for kind, group in by_type.items():
         group = group[:max_rows]
-        tiles = [read_png(os.path.join(dirs[k], n)).expand(3, -1, -1) for n in group for k in ("gt", "gt_masked", "inpainted")]
+        tiles = [
+            read_png(os.path.join(dirs[k], n)).expand(3, -1, -1)
+            for n in group
+            for k in ("gt", "gt_masked", "inpainted")
+        ]
         if len({t.shape for t in tiles}) != 1:
             continue
         zoom = max(1, 128 // tiles[0].shape[-1])  # small pictures are enlarged (nearest) to be seen
@@ -305,8 +325,14 @@ def output_dirs(results: str) -> dict[str, str]:
     return {k: os.path.join(results, k) for k in KINDS}
 
 
-def score_folder(results: str, lpips: Sequence[str] = ("alex", "vgg"), fid: bool = False, lpips_random: bool = False,
-                 device: str = "cpu", grid_rows: int = 8) -> dict[str, Any]:  # fmt: skip
+def score_folder(
+    results: str,
+    lpips: Sequence[str] = ("alex", "vgg"),
+    fid: bool = False,
+    lpips_random: bool = False,
+    device: str = "cpu",
+    grid_rows: int = 8,
+) -> dict[str, Any]:
     """Score an output folder again (no sampling): writes metrics.csv, summary.json/.md and grids/."""
     dirs = output_dirs(results)
     if not os.path.isdir(dirs["inpainted"]):
@@ -322,8 +348,9 @@ def score_folder(results: str, lpips: Sequence[str] = ("alex", "vgg"), fid: bool
     return summary
 
 
-def fid_per_type(dirs: dict[str, str], names: Sequence[str], rows: Sequence[dict[str, Any]], notes: list[str],
-                 feature: Any = 2048) -> dict[str, dict[str, float]]:  # fmt: skip
+def fid_per_type(
+    dirs: dict[str, str], names: Sequence[str], rows: Sequence[dict[str, Any]], notes: list[str], feature: Any = 2048
+) -> dict[str, dict[str, float]]:
     if isinstance(feature, int) and missing_backbone("inception"):
         notes.append(f"FID/KID skipped: {missing_backbone('inception')}")
         return {}

@@ -1,4 +1,5 @@
 """Shared fixtures: tiny random networks and small image folders made from scikit-image's photos."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Every YAML under configs/ parses with the CLI it is meant for, and its networks resolve."""
+
 import glob
 import os
 
@@ -12,8 +13,14 @@ from repaint_pl.nets import ClassifierConfig, UNetConfig
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True))
 EVAL_CONFIGS = [p for p in CONFIGS if not os.path.relpath(p, ROOT).startswith(os.path.join("configs", "train"))]
-DUMMY_DATA = ["--data", "repaint_pl.datamodules.InpaintFolderDataModule", "--data.gt_path", "x",
-              "--data.mask_path", "y"]  # fmt: skip
+DUMMY_DATA = [
+    "--data",
+    "repaint_pl.datamodules.InpaintFolderDataModule",
+    "--data.gt_path",
+    "x",
+    "--data.mask_path",
+    "y",
+]
 
 
 class ParseOnlyCLI(RePaintCLI):

@@ -1,4 +1,5 @@
 """Folder, original-layout, webdataset and texture datamodules: pairing, labels, bad files, splitting."""
+
 import io
 import os
 
@@ -6,14 +7,16 @@ import numpy as np
 import pytest
 import torch
 import webdataset as wds
-from PIL import Image
-
-from repaint_pl.datamodules import (
-    ImageFileError, ImageFolderDataModule, InpaintFolderDataModule, ShardDataModule, TextureDataModule,
-)  # fmt: skip
-from repaint_pl.datamodules.images import center_crop_resize
-
 from conftest import photos, write_folder_pair
+from PIL import Image
+from repaint_pl.datamodules import (
+    ImageFileError,
+    ImageFolderDataModule,
+    InpaintFolderDataModule,
+    ShardDataModule,
+    TextureDataModule,
+)
+from repaint_pl.datamodules.images import center_crop_resize
 
 
 def items(dm):
@@ -40,8 +43,14 @@ def test_original_layout_pairs_sorted_and_names_flat(tmp_path):
 def test_generated_masks_cross_every_image(tmp_path):
     gts, _ = write_folder_pair(str(tmp_path))
     got = items(ImageFolderDataModule(gts, image_size=32, mask_types=["thick", "nn2"]))
-    assert [g["name"] for g in got] == ["thick/astronaut.png", "nn2/astronaut.png", "thick/chelsea.png",
-                                        "nn2/chelsea.png", "thick/coffee.png", "nn2/coffee.png"]  # fmt: skip
+    assert [g["name"] for g in got] == [
+        "thick/astronaut.png",
+        "nn2/astronaut.png",
+        "thick/chelsea.png",
+        "nn2/chelsea.png",
+        "thick/coffee.png",
+        "nn2/coffee.png",
+    ]
     assert [g["id"] for g in got] == list(range(6)) and got[1]["keep_mask"].mean() == 0.25
     sliced = items(ImageFolderDataModule(gts, image_size=32, mask_types=["thick", "nn2"], offset=1, max_images=1))
     assert [s["id"] for s in sliced] == [2, 3] and torch.equal(sliced[0]["keep_mask"], got[2]["keep_mask"])
@@ -63,8 +72,11 @@ def test_class_folders_and_label_file(tmp_path):
         os.makedirs(tmp_path / "val" / wnid, exist_ok=True)
         Image.fromarray(img).save(tmp_path / "val" / wnid / f"{name}.png")
     got = items(ImageFolderDataModule(str(tmp_path / "val"), image_size=16, class_folders=True))
-    assert {g["name"]: g["y"] for g in got} == {"thick/n01/coffee.png": 0, "thick/n02/astronaut.png": 1,
-                                                "thick/n02/chelsea.png": 1}  # fmt: skip
+    assert {g["name"]: g["y"] for g in got} == {
+        "thick/n01/coffee.png": 0,
+        "thick/n02/astronaut.png": 1,
+        "thick/n02/chelsea.png": 1,
+    }
     (tmp_path / "labels.txt").write_text("astronaut.png 7\ncoffee 9\nn02/chelsea.png 3\n")
     got = items(ImageFolderDataModule(str(tmp_path / "val"), image_size=16, labels=str(tmp_path / "labels.txt")))
     assert sorted(g["y"] for g in got) == [3, 7, 9]
@@ -128,12 +140,13 @@ def test_shards_split_by_node_cover_every_sample_once(tmp_path, monkeypatch):
 
 
 def test_textures_train_crops_and_held_out_eval():
-    dm = TextureDataModule(scale=0.25, crop_size=32, eval_size=64, held_out=0.5, epoch_length=8, batch_size=4,
-                           mask_types=["ex64", "nn2"])  # fmt: skip
+    dm = TextureDataModule(
+        scale=0.25, crop_size=32, eval_size=64, held_out=0.5, epoch_length=8, batch_size=4, mask_types=["ex64", "nn2"]
+    )
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (4, 1, 32, 32) and batch["image"].abs().max() <= 1
     names = [n for b in dm.predict_dataloader() for n in b["name"]]
     assert len(names) == 3 * 2 * 2 and "ex64/brick_0.png" in names
-    for name, train, held in dm.parts:  # evaluation crops never overlap training pixels
+    for _, train, held in dm.parts:  # evaluation crops never overlap training pixels
         assert train.shape[-1] + held.shape[-1] == 128 and held.shape[-1] == 64

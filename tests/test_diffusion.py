@@ -1,12 +1,20 @@
 """Diffusion constants and formulas against independent float64 computations."""
+
 import numpy as np
 import pytest
 import torch
 
 from repaint_pl.diffusion import (
-    DiffusionConfig, forward_jump, model_log_variance, normal_kl, p_mean_variance, predict_x0_from_eps,
-    q_posterior_mean, q_sample, training_losses,
-)  # fmt: skip
+    DiffusionConfig,
+    forward_jump,
+    model_log_variance,
+    normal_kl,
+    p_mean_variance,
+    predict_x0_from_eps,
+    q_posterior_mean,
+    q_sample,
+    training_losses,
+)
 from repaint_pl.schedules import linear_betas, respace_betas, space_timesteps
 
 

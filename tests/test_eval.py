@@ -1,4 +1,5 @@
 """End to end: eval.py on a tiny random network writes what the original writes, reproducibly."""
+
 import os
 
 import numpy as np
@@ -10,15 +11,44 @@ from repaint_pl.cli import eval_main
 from repaint_pl.nets import CheckpointError
 from repaint_pl.original_conf import RepaintConfError, translate
 
-TINY_ARGS = ["--model.net.preset", "tiny", "--model.diffusion.timestep_respacing", "10",
-             "--model.schedule", "JumpSchedule", "--model.schedule.t_T", "10", "--model.schedule.jump_length", "2",
-             "--model.schedule.jump_n_sample", "2", "--accelerator", "cpu", "--progress.refresh_rate", "0"]  # fmt: skip
+TINY_ARGS = [
+    "--model.net.preset",
+    "tiny",
+    "--model.diffusion.timestep_respacing",
+    "10",
+    "--model.schedule",
+    "JumpSchedule",
+    "--model.schedule.t_T",
+    "10",
+    "--model.schedule.jump_length",
+    "2",
+    "--model.schedule.jump_n_sample",
+    "2",
+    "--accelerator",
+    "cpu",
+    "--progress.refresh_rate",
+    "0",
+]
 
 
 def run(tmp, ckpt, folders, *extra):
     out = os.path.join(tmp, "out")
-    args = ["--ckpt", ckpt, "--data", "repaint_pl.datamodules.InpaintFolderDataModule", "--data.gt_path", folders[0],
-            "--data.mask_path", folders[1], "--data.image_size", "32", "--writer.out_dir", out, *TINY_ARGS, *extra]
+    args = [
+        "--ckpt",
+        ckpt,
+        "--data",
+        "repaint_pl.datamodules.InpaintFolderDataModule",
+        "--data.gt_path",
+        folders[0],
+        "--data.mask_path",
+        folders[1],
+        "--data.image_size",
+        "32",
+        "--writer.out_dir",
+        out,
+        *TINY_ARGS,
+        *extra,
+    ]
     eval_main(args)
     return out
 
@@ -55,17 +85,42 @@ def test_wrong_checkpoint_is_one_line(tmp_path, tiny_ckpt, image_folders):
 
 def original_conf(tmp, folders, ckpt, **extra):
     conf = {
-        "image_size": 32, "num_channels": 32, "num_res_blocks": 1, "attention_resolutions": "8",
-        "channel_mult": "1,2", "num_head_channels": 32, "num_heads": 4, "learn_sigma": True, "class_cond": False,
-        "use_fp16": False, "use_scale_shift_norm": True, "resblock_updown": False, "use_new_attention_order": False,
-        "diffusion_steps": 1000, "noise_schedule": "linear", "timestep_respacing": "10", "classifier_scale": 4.0,
-        "clip_denoised": True, "model_path": ckpt, "inpa_inj_sched_prev": True, "use_ddim": False,
+        "image_size": 32,
+        "num_channels": 32,
+        "num_res_blocks": 1,
+        "attention_resolutions": "8",
+        "channel_mult": "1,2",
+        "num_head_channels": 32,
+        "num_heads": 4,
+        "learn_sigma": True,
+        "class_cond": False,
+        "use_fp16": False,
+        "use_scale_shift_norm": True,
+        "resblock_updown": False,
+        "use_new_attention_order": False,
+        "diffusion_steps": 1000,
+        "noise_schedule": "linear",
+        "timestep_respacing": "10",
+        "classifier_scale": 4.0,
+        "clip_denoised": True,
+        "model_path": ckpt,
+        "inpa_inj_sched_prev": True,
+        "use_ddim": False,
         "schedule_jump_params": {"t_T": 10, "n_sample": 1, "jump_length": 2, "jump_n_sample": 2},
-        "data": {"eval": {"mine": {
-            "mask_loader": True, "gt_path": folders[0], "mask_path": folders[1], "image_size": 32, "batch_size": 2,
-            "max_len": 2, "paths": {k: os.path.join(tmp, "log", k) for k in ("srs", "lrs", "gts", "gt_keep_masks")},
-        }}},
-    }  # fmt: skip
+        "data": {
+            "eval": {
+                "mine": {
+                    "mask_loader": True,
+                    "gt_path": folders[0],
+                    "mask_path": folders[1],
+                    "image_size": 32,
+                    "batch_size": 2,
+                    "max_len": 2,
+                    "paths": {k: os.path.join(tmp, "log", k) for k in ("srs", "lrs", "gts", "gt_keep_masks")},
+                }
+            }
+        },
+    }
     conf.update(extra)
     path = os.path.join(tmp, "conf.yml")
     with open(path, "w") as f:
@@ -94,8 +149,17 @@ def test_original_conf_refuses_what_it_cannot_reproduce(tmp_path, tiny_ckpt, ima
 
 
 def test_original_conf_translation_of_released_setups(tmp_path, tiny_ckpt, image_folders):
-    _, conf = original_conf(str(tmp_path), image_folders, tiny_ckpt, class_cond=True, cond_y=3,
-                            classifier_path="c.pt", classifier_scale=1.0, classifier_depth=2, noise_schedule="cosine")
+    _, conf = original_conf(
+        str(tmp_path),
+        image_folders,
+        tiny_ckpt,
+        class_cond=True,
+        cond_y=3,
+        classifier_path="c.pt",
+        classifier_scale=1.0,
+        classifier_depth=2,
+        noise_schedule="cosine",
+    )
     config, ckpt, classifier_ckpt = translate(conf, "x.yml")
     model = config["model"]
     assert (ckpt, classifier_ckpt) == (tiny_ckpt, "c.pt")
@@ -110,9 +174,24 @@ def test_command_line_errors_are_one_line(tmp_path, tiny_ckpt, image_folders):
     import sys
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    args = [sys.executable, os.path.join(root, "eval.py"), "--ckpt", tiny_ckpt, "--model.net.preset", "celeba256",
-            "--model.net.num_channels", "64", "--data", "repaint_pl.datamodules.ImageFolderDataModule",
-            "--data.image_path", image_folders[0], "--writer.out_dir", str(tmp_path), "--accelerator", "cpu"]  # fmt: skip
+    args = [
+        sys.executable,
+        os.path.join(root, "eval.py"),
+        "--ckpt",
+        tiny_ckpt,
+        "--model.net.preset",
+        "celeba256",
+        "--model.net.num_channels",
+        "64",
+        "--data",
+        "repaint_pl.datamodules.ImageFolderDataModule",
+        "--data.image_path",
+        image_folders[0],
+        "--writer.out_dir",
+        str(tmp_path),
+        "--accelerator",
+        "cpu",
+    ]
     proc = subprocess.run(args, capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {tiny_ckpt}: weights do not fit net celeba256")

@@ -1,4 +1,5 @@
 """The paper's six mask types, LaMa's random masks and boxes match their definitions."""
+
 import numpy as np
 import pytest
 import torch
@@ -37,8 +38,10 @@ def test_genhalf_one_half_known(side):
 
 
 def test_random_half_is_one_of_the_four_halves_and_varies():
-    halves = {tuple(known("genhalf", 32, i).nonzero()[0][:1]) + tuple(known("genhalf", 32, i).nonzero()[1][:1])
-              for i in range(12)}  # fmt: skip
+    halves = {
+        tuple(known("genhalf", 32, i).nonzero()[0][:1]) + tuple(known("genhalf", 32, i).nonzero()[1][:1])
+        for i in range(12)
+    }
     assert all(known("genhalf", 32, i).mean() == 0.5 for i in range(12)) and len(halves) > 1
 
 

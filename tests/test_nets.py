@@ -1,17 +1,20 @@
 """ADM networks: released architectures, strict checkpoint round trips, one-line errors, fp16 semantics."""
+
 import pytest
 import torch
+from conftest import TINY, randomize
 
 from repaint_pl.nets import CheckpointError, ClassifierConfig, UNetConfig, load_weights, read_checkpoint
-
-from conftest import TINY, randomize
 
 # Parameter tensors and parameters of guided-diffusion's create_model / create_classifier with the
 # released flags (counted with the original code; the key names and shapes were compared one by one).
 RELEASED = {
-    "celeba256": (566, 552_814_086), "places256": (566, 552_814_086), "imagenet256": (567, 553_838_086),
-    "imagenet256_uncond": (566, 552_814_086), "imagenet64": (541, 295_904_454),
-}  # fmt: skip
+    "celeba256": (566, 552_814_086),
+    "places256": (566, 552_814_086),
+    "imagenet256": (567, 553_838_086),
+    "imagenet256_uncond": (566, 552_814_086),
+    "imagenet64": (541, 295_904_454),
+}
 
 
 @pytest.mark.parametrize("preset", sorted(RELEASED))

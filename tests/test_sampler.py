@@ -1,16 +1,16 @@
 """The RePaint loop: invariants that hold for any model, and batch independence with a real tiny UNet."""
+
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, randomize
 
 from repaint_pl.denoisers import adm_model_fn
 from repaint_pl.diffusion import DiffusionConfig
+from repaint_pl.nets import UNetConfig
 from repaint_pl.noise import GlobalNoise, PerSampleNoise, sample_seed
 from repaint_pl.sampler import repaint, reverse_step
 from repaint_pl.schedules import jump_times, linear_betas, respace_betas, space_timesteps
-from repaint_pl.nets import UNetConfig
-
-from conftest import TINY, randomize
 
 K = 20
 PLAIN = list(range(K - 1, -2, -1))
@@ -28,9 +28,11 @@ def images(n=2, size=8, seed=0):
 
 def oracle(d, x0):
     """A perfect ε-predictor for known clean images x0."""
+
     def model_fn(x_t, t):
         ab = d.alpha_bar[t].view(-1, 1, 1, 1)
         return (x_t - ab.sqrt() * x0) / (1 - ab).sqrt()
+
     return model_fn
 
 
@@ -64,7 +66,9 @@ def test_nothing_known_without_jumps_is_ancestral_sampling(d):
                 torch.randn(3, 8, 8, generator=g)  # the known-region draw
             eps = 0.3 * torch.tanh(x)
             x0_pred = ((x - np.sqrt(1 - ab[t]) * eps) / np.sqrt(ab[t])).clamp(-1, 1)
-            mean = (betas[t] * np.sqrt(ab_prev[t]) * x0_pred + (1 - ab_prev[t]) * np.sqrt(1 - betas[t]) * x) / (1 - ab[t])
+            mean = (betas[t] * np.sqrt(ab_prev[t]) * x0_pred + (1 - ab_prev[t]) * np.sqrt(1 - betas[t]) * x) / (
+                1 - ab[t]
+            )
             var = betas[t] * (1 - ab_prev[t]) / (1 - ab[t])
             log_var = np.log(var if t > 0 else betas[1] * (1 - ab[0]) / (1 - ab[1]))
             x = mean + (np.exp(0.5 * log_var) * z if t > 0 else 0)
@@ -124,7 +128,7 @@ def test_result_independent_of_batch_composition(tiny_net):
 
 
 def test_sample_generator_matches_global_seed():
-    """Sample i under seed S draws what torch.manual_seed(sample_seed(S, i)) draws (a run lines up with the original)."""
+    """Sample i under seed S draws what torch.manual_seed(sample_seed(S, i)) draws (runs line up with the original)."""
     torch.manual_seed(sample_seed(123, 4))
     expected = torch.randn(1, 3, 4, 4)
     assert torch.equal(PerSampleNoise(123, [4]).randn((3, 4, 4)), expected)

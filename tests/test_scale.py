@@ -1,4 +1,5 @@
 """Evaluation at scale on CPU: metrics, 2 processes = 1 process, resuming, bad inputs, score-only mode."""
+
 import csv
 import json
 import os
@@ -9,25 +10,54 @@ import time
 
 import numpy as np
 import pytest
+from conftest import write_folder_pair
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from repaint_pl.scoring import score_folder
-
-from conftest import write_folder_pair
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
 
 
 def eval_args(ckpt, images, out, *extra):
-    return [sys.executable, os.path.join(ROOT, "eval.py"), "--ckpt", ckpt, "--model.net.preset", "tiny",
-            "--model.diffusion.timestep_respacing", "10", "--model.schedule.t_T", "10",
-            "--model.schedule.jump_length", "2", "--model.schedule.jump_n_sample", "2",
-            "--data", "repaint_pl.datamodules.ImageFolderDataModule", "--data.image_path", images,
-            "--data.image_size", "32", "--data.mask_types", "[thick, nn2]", "--writer.out_dir", out,
-            "--metrics.lpips", "[alex]", "--metrics.lpips_random", "true", "--accelerator", "cpu",
-            "--progress.refresh_rate", "0", "--seed", "3", *extra]  # fmt: skip
+    return [
+        sys.executable,
+        os.path.join(ROOT, "eval.py"),
+        "--ckpt",
+        ckpt,
+        "--model.net.preset",
+        "tiny",
+        "--model.diffusion.timestep_respacing",
+        "10",
+        "--model.schedule.t_T",
+        "10",
+        "--model.schedule.jump_length",
+        "2",
+        "--model.schedule.jump_n_sample",
+        "2",
+        "--data",
+        "repaint_pl.datamodules.ImageFolderDataModule",
+        "--data.image_path",
+        images,
+        "--data.image_size",
+        "32",
+        "--data.mask_types",
+        "[thick, nn2]",
+        "--writer.out_dir",
+        out,
+        "--metrics.lpips",
+        "[alex]",
+        "--metrics.lpips_random",
+        "true",
+        "--accelerator",
+        "cpu",
+        "--progress.refresh_rate",
+        "0",
+        "--seed",
+        "3",
+        *extra,
+    ]
 
 
 def run(args, **kw):
@@ -55,8 +85,21 @@ def reference(tmp_path_factory, tiny_ckpt):
     root = tmp_path_factory.mktemp("scale")
     images, _ = write_folder_pair(str(root))
     out = str(root / "one")
-    run(eval_args(tiny_ckpt, images, out, "--data.batch_size", "4", "--trainer.logger", "CSVLogger",
-                  "--trainer.logger.save_dir", str(root / "logs"), "--trainer.logger.name", "eval"))
+    run(
+        eval_args(
+            tiny_ckpt,
+            images,
+            out,
+            "--data.batch_size",
+            "4",
+            "--trainer.logger",
+            "CSVLogger",
+            "--trainer.logger.save_dir",
+            str(root / "logs"),
+            "--trainer.logger.name",
+            "eval",
+        )
+    )
     return images, out
 
 
@@ -69,15 +112,19 @@ def test_metrics_agree_with_an_independent_computation(reference):
         res = np.asarray(Image.open(os.path.join(out, "inpainted", name)), dtype=np.float64) / 255
         fill = np.asarray(Image.open(os.path.join(out, "gt_keep_mask", name)))[..., 0] < 128
         assert float(row["psnr"]) == pytest.approx(peak_signal_noise_ratio(gt, res, data_range=1), abs=1e-3)
-        ssim = structural_similarity(gt, res, data_range=1, channel_axis=2, gaussian_weights=True, sigma=1.5,
-                                     use_sample_covariance=False)  # fmt: skip
+        ssim = structural_similarity(
+            gt, res, data_range=1, channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
         assert float(row["ssim"]) == pytest.approx(ssim, abs=1e-4)
         mse_fill = ((gt - res) ** 2)[fill].mean()
         assert float(row["psnr_fill"]) == pytest.approx(10 * np.log10(1 / mse_fill), abs=1e-3)
         assert float(row["network_calls"]) == 18 and float(row["seconds"]) > 0
     summary = json.load(open(os.path.join(out, "summary.json")))
     assert summary["mask_types"]["thick"]["images"] == 3 and "lpips_alex_fill" in summary["mask_types"]["all"]
-    assert os.path.isfile(os.path.join(out, "grids", "nn2.png")) and "| thick | 3 |" in open(os.path.join(out, "summary.md")).read()
+    assert (
+        os.path.isfile(os.path.join(out, "grids", "nn2.png"))
+        and "| thick | 3 |" in open(os.path.join(out, "summary.md")).read()
+    )
 
 
 def test_metrics_reach_the_logger(reference):
@@ -162,8 +209,10 @@ def test_score_only_mode_reproduces_the_table(reference, tmp_path, monkeypatch):
     _, out = reference
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))
     summary = score_folder(out, lpips=["alex"], lpips_random=False)
-    assert summary["notes"] == [f"LPIPS-alex skipped: alex weights missing: put alexnet-owt-7be5be79.pth (from "
-                                f"https://download.pytorch.org/models/alexnet-owt-7be5be79.pth) into "
-                                f"{tmp_path / 'no_weights' / 'hub' / 'checkpoints'}"]  # fmt: skip
+    assert summary["notes"] == [
+        f"LPIPS-alex skipped: alex weights missing: put alexnet-owt-7be5be79.pth (from "
+        f"https://download.pytorch.org/models/alexnet-owt-7be5be79.pth) into "
+        f"{tmp_path / 'no_weights' / 'hub' / 'checkpoints'}"
+    ]
     rescored = rows(out)
     assert len(rescored) == 6 and "lpips_alex" not in next(iter(rescored.values()))

@@ -1,13 +1,25 @@
 """RePaint time tables, beta schedules and respacing: invariants and hand-checked cases."""
+
 import math
 
 import numpy as np
 import pytest
 
 from repaint_pl.schedules import (
-    ExplicitTimes, JumpSchedule, ProfileSchedule, check_times, cosine_betas, count_transitions, jump_times,
-    jumps_per_point_times, linear_betas, plot_times, profile_jump_counts, respace_betas, space_timesteps,
-)  # fmt: skip
+    ExplicitTimes,
+    JumpSchedule,
+    ProfileSchedule,
+    check_times,
+    cosine_betas,
+    count_transitions,
+    jump_times,
+    jumps_per_point_times,
+    linear_betas,
+    plot_times,
+    profile_jump_counts,
+    respace_betas,
+    space_timesteps,
+)
 
 
 def assert_valid(times, t_T):
@@ -35,8 +47,7 @@ def test_hand_checked_n_sample():
 
 def test_hand_checked_nested_levels():
     # level 2 (1 step, 1 jump per point) refilled after the level-1 jump of 4 steps from t=0
-    expected = [5, 4, 5, 4, 3, 4, 3, 2, 3, 2, 1, 2, 1, 0, 1, 0, 1, 2, 3, 4,
-                3, 4, 3, 2, 3, 2, 1, 2, 1, 0, 1, 0, -1]  # fmt: skip
+    expected = [5, 4, 5, 4, 3, 4, 3, 2, 3, 2, 1, 2, 1, 0, 1, 0, 1, 2, 3, 4, 3, 4, 3, 2, 3, 2, 1, 2, 1, 0, 1, 0, -1]
     assert jump_times(t_T=6, jump_length=4, jump_n_sample=2, jump2_length=1, jump2_n_sample=2) == expected
 
 

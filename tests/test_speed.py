@@ -1,8 +1,10 @@
 """The speed path gives the same pictures as the plain fp32 path (within stated tolerances), and the benchmark runs."""
+
 import json
 
 import pytest
 import torch
+from conftest import randomize
 
 from repaint_pl.bench import main as bench_main
 from repaint_pl.diffusion import DiffusionConfig
@@ -10,13 +12,15 @@ from repaint_pl.module import RePaintModule
 from repaint_pl.nets import UNetConfig
 from repaint_pl.schedules import JumpSchedule
 
-from conftest import randomize
-
 
 def module(**kw):
     torch.manual_seed(0)
-    m = RePaintModule(net=UNetConfig(preset="tiny", use_new_attention_order=True), diffusion=DiffusionConfig(timestep_respacing="10"),
-                      schedule=JumpSchedule(jump_length=2, jump_n_sample=2), **kw)  # fmt: skip
+    m = RePaintModule(
+        net=UNetConfig(preset="tiny", use_new_attention_order=True),
+        diffusion=DiffusionConfig(timestep_respacing="10"),
+        schedule=JumpSchedule(jump_length=2, jump_n_sample=2),
+        **kw,
+    )
     randomize(m.net)
     return m.eval()
 
@@ -35,10 +39,13 @@ def reference():
         return module().inpaint(*batch())
 
 
-@pytest.mark.parametrize("options,tolerance", [
-    (dict(channels_last=True), 1e-4),  # same math, another memory layout
-    (dict(attention="sdpa"), 1e-4),  # fused attention: float reassociation only
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "options,tolerance",
+    [
+        (dict(channels_last=True), 1e-4),  # same math, another memory layout
+        (dict(attention="sdpa"), 1e-4),  # fused attention: float reassociation only
+    ],
+)
 def test_layout_and_attention_match_fp32(reference, options, tolerance):
     with torch.no_grad():
         out = module(**options).inpaint(*batch())
@@ -67,10 +74,30 @@ def test_compiled_module_keeps_plain_checkpoint_keys():
 
 def test_benchmark_reports_consistent_ratios(tmp_path):
     out = tmp_path / "bench.json"
-    r = bench_main(["--override.preset", "tiny", "--override.image_size", "32", "--override.channels", "3",
-                    "--override.steps", "6", "--override.jump_length", "2", "--override.jump_n_sample", "2",
-                    "--override.batch_sizes", "[1]", "--override.sweep_calls", "2", "--override.repeats", "1",
-                    "--out", str(out)])  # fmt: skip
+    r = bench_main(
+        [
+            "--override.preset",
+            "tiny",
+            "--override.image_size",
+            "32",
+            "--override.channels",
+            "3",
+            "--override.steps",
+            "6",
+            "--override.jump_length",
+            "2",
+            "--override.jump_n_sample",
+            "2",
+            "--override.batch_sizes",
+            "[1]",
+            "--override.sweep_calls",
+            "2",
+            "--override.repeats",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert json.loads(out.read_text())["network_calls"] == r["network_calls"] == 6 + 2 * 2
     assert r["overhead"] == pytest.approx(r["repaint_s"] / r["network_s"]) and r["overhead_same_run"] >= 1
     assert r["repaint_vs_diffusers"] == pytest.approx(r["repaint_s"] / r["diffusers_s"])

@@ -1,4 +1,5 @@
 """train.py: the loss goes down, EMA weights land in the checkpoint, training resumes, eval reads the checkpoint."""
+
 import glob
 import os
 
@@ -14,13 +15,41 @@ TRAIN_CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "train", "*.yaml"
 
 
 def train_args(tmp, steps, *extra):
-    return ["--config", os.path.join(ROOT, "configs", "train", "texture.yaml"), "--model.net.preset", "tiny",
-            "--model.net.in_channels", "1", "--model.net.num_channels", "32", "--model.diffusion.timestep_respacing", "10",
-            "--model.lr", "1e-3", "--model.channels_last", "false", "--data.init_args.crop_size", "16",
-            "--data.init_args.batch_size", "8", "--data.init_args.epoch_length", "64",
-            "--trainer.max_steps", str(steps), "--trainer.default_root_dir", tmp, "--trainer.logger", "false",
-            "--trainer.enable_progress_bar", "false", "--trainer.check_val_every_n_epoch", "4",
-            "--trainer.callbacks", CALLBACKS, *extra]  # fmt: skip
+    return [
+        "--config",
+        os.path.join(ROOT, "configs", "train", "texture.yaml"),
+        "--model.net.preset",
+        "tiny",
+        "--model.net.in_channels",
+        "1",
+        "--model.net.num_channels",
+        "32",
+        "--model.diffusion.timestep_respacing",
+        "10",
+        "--model.lr",
+        "1e-3",
+        "--model.channels_last",
+        "false",
+        "--data.init_args.crop_size",
+        "16",
+        "--data.init_args.batch_size",
+        "8",
+        "--data.init_args.epoch_length",
+        "64",
+        "--trainer.max_steps",
+        str(steps),
+        "--trainer.default_root_dir",
+        tmp,
+        "--trainer.logger",
+        "false",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.check_val_every_n_epoch",
+        "4",
+        "--trainer.callbacks",
+        CALLBACKS,
+        *extra,
+    ]
 
 
 CALLBACKS = """[
@@ -76,10 +105,30 @@ def test_training_resumes_from_a_checkpoint(trained):
 def test_eval_reads_architecture_and_weights_from_the_checkpoint(trained, tmp_path):
     tmp, cli = trained
     out = str(tmp_path / "eval")
-    eval_main(["--ckpt", os.path.join(tmp, "checkpoints", "last.ckpt"), "--data", "repaint_pl.datamodules.TextureDataModule",
-               "--data.crop_size", "16", "--data.eval_size", "24", "--data.mask_types", "[ex64]",
-               "--data.eval_crops", "1", "--writer.out_dir", out, "--metrics.lpips", "[]", "--accelerator", "cpu",
-               "--progress.refresh_rate", "0"])  # fmt: skip
+    eval_main(
+        [
+            "--ckpt",
+            os.path.join(tmp, "checkpoints", "last.ckpt"),
+            "--data",
+            "repaint_pl.datamodules.TextureDataModule",
+            "--data.crop_size",
+            "16",
+            "--data.eval_size",
+            "24",
+            "--data.mask_types",
+            "[ex64]",
+            "--data.eval_crops",
+            "1",
+            "--writer.out_dir",
+            out,
+            "--metrics.lpips",
+            "[]",
+            "--accelerator",
+            "cpu",
+            "--progress.refresh_rate",
+            "0",
+        ]
+    )
     saved = yaml.safe_load(open(os.path.join(out, "config.yaml")))
     assert saved["model"]["net"]["preset"] == "tiny" and saved["model"]["diffusion"]["timestep_respacing"] == "10"
     assert sorted(os.listdir(os.path.join(out, "inpainted", "ex64"))) == ["brick_0.png", "grass_0.png", "gravel_0.png"]

@@ -16,6 +16,7 @@ per folder is printed.  The original is made to draw the same numbers as this pr
 The original RePaint has no cosine beta schedule; for confs that ask for one (ImageNet 64) the
 shim gives it guided-diffusion's.  Exit status 1 if any pixel differs by more than ``--tolerance``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,7 @@ from utils import yamlread
 from repaint_pl.noise import sample_seed
 from repaint_pl.schedules import named_betas
 _betas = gd.get_named_beta_schedule
-gd.get_named_beta_schedule = lambda name, n, use_scale: named_betas(name, n) if name == "cosine" else _betas(name, n, use_scale)
+gd.get_named_beta_schedule = lambda name, n, scale: named_betas(name, n) if name == "cosine" else _betas(name, n, scale)
 conf = conf_mgt.conf_base.Default_Conf()
 conf.update(yamlread({conf!r}))
 _get = conf.get_dataloader
@@ -60,7 +61,7 @@ test.main(conf)
 
 def redirected_conf(conf: dict, out: str, per_sample: bool) -> dict:
     conf = dict(conf, show_progress=False)
-    (name, entry), = conf["data"]["eval"].items()
+    ((name, entry),) = conf["data"]["eval"].items()
     entry = dict(entry, paths={k: os.path.join(out, v) for k, v in KINDS.items()})
     if per_sample:
         entry["batch_size"] = 1
@@ -81,10 +82,14 @@ def compare(a: str, b: str) -> int:
         if names != sorted(os.listdir(os.path.join(b, kind))):
             sys.exit(f"{kind}: the two programs wrote different files")
         diff = max(
-            int(np.abs(np.array(Image.open(os.path.join(a, kind, n)), dtype=int)
-                       - np.array(Image.open(os.path.join(b, kind, n)), dtype=int)).max())
+            int(
+                np.abs(
+                    np.array(Image.open(os.path.join(a, kind, n)), dtype=int)
+                    - np.array(Image.open(os.path.join(b, kind, n)), dtype=int)
+                ).max()
+            )
             for n in names
-        )  # fmt: skip
+        )
         print(f"{kind:13s} {len(names)} images, largest difference {diff}/255")
         worst = max(worst, diff)
     return worst
@@ -105,14 +110,28 @@ def main() -> None:
     work = os.path.abspath(args.work)
     os.makedirs(work, exist_ok=True)
     per_sample = args.noise == "per_sample"
-    theirs = write_yaml(redirected_conf(conf, os.path.join(work, "original"), per_sample), os.path.join(work, "original.yml"))
+    theirs = write_yaml(
+        redirected_conf(conf, os.path.join(work, "original"), per_sample), os.path.join(work, "original.yml")
+    )
     ours = write_yaml(redirected_conf(conf, os.path.join(work, "ours"), False), os.path.join(work, "ours.yml"))
     shim = SHIM.format(root=os.path.abspath(args.repaint_root), conf=theirs, mode=args.noise, seed=args.seed)
     path = [os.path.abspath(args.repaint_root), ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
     subprocess.run([sys.executable, "-c", shim], check=True, env=env)
-    subprocess.run([sys.executable, os.path.join(ROOT, "eval.py"), "--repaint_conf", ours, "--seed", str(args.seed),
-                    "--model.noise", args.noise, *args.extra], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "eval.py"),
+            "--repaint_conf",
+            ours,
+            "--seed",
+            str(args.seed),
+            "--model.noise",
+            args.noise,
+            *args.extra,
+        ],
+        check=True,
+    )
     worst = compare(os.path.join(work, "original"), os.path.join(work, "ours"))
     print(f"largest difference {worst}/255 (tolerance {args.tolerance})")
     sys.exit(0 if worst <= args.tolerance else 1)

@@ -12,6 +12,7 @@ seeds in every run) and writes, under ``--out``:
 * ``compare_<mask>.png``: per texture crop, original | masked | no resampling | RePaint;
 * ``extension.png``: outpainting (only the centre half known) and filling a large hole.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,6 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from repaint_pl.callbacks.writer import save_png  # noqa: E402
+
 from repaint_pl.cli import eval_main  # noqa: E402
 from repaint_pl.scoring import read_png  # noqa: E402
 
@@ -33,10 +35,30 @@ DEMO = os.path.join(ROOT, "configs", "demo", "texture.yaml")
 
 
 def run(ckpt: str, out: str, steps: int, jump_length: int, jump_n_sample: int, masks: list[str], crops: int) -> dict:
-    eval_main(["--config", DEMO, "--ckpt", ckpt, "--model.diffusion.timestep_respacing", str(steps),
-               "--model.schedule.jump_length", str(jump_length), "--model.schedule.jump_n_sample", str(jump_n_sample),
-               "--data.init_args.mask_types", json.dumps(masks), "--data.init_args.eval_crops", str(crops),
-               "--writer.out_dir", out, "--metrics.lpips", "[]", "--progress.refresh_rate", "0"])  # fmt: skip
+    eval_main(
+        [
+            "--config",
+            DEMO,
+            "--ckpt",
+            ckpt,
+            "--model.diffusion.timestep_respacing",
+            str(steps),
+            "--model.schedule.jump_length",
+            str(jump_length),
+            "--model.schedule.jump_n_sample",
+            str(jump_n_sample),
+            "--data.init_args.mask_types",
+            json.dumps(masks),
+            "--data.init_args.eval_crops",
+            str(crops),
+            "--writer.out_dir",
+            out,
+            "--metrics.lpips",
+            "[]",
+            "--progress.refresh_rate",
+            "0",
+        ]
+    )
     with open(os.path.join(out, "summary.json")) as f:
         return json.load(f)["mask_types"]
 
@@ -53,18 +75,21 @@ def write(image: torch.Tensor, path: str) -> None:
 def comparison(out: str, runs: dict[str, str], mask: str) -> None:
     first = next(iter(runs.values()))
     names = sorted(os.listdir(os.path.join(first, "inpainted", mask)))
-    rows = [[read_png(os.path.join(first, k, mask, n)) for k in ("gt", "gt_masked")]
-            + [read_png(os.path.join(d, "inpainted", mask, n)) for d in runs.values()] for n in names]  # fmt: skip
+    rows = [
+        [read_png(os.path.join(first, k, mask, n)) for k in ("gt", "gt_masked")]
+        + [read_png(os.path.join(d, "inpainted", mask, n)) for d in runs.values()]
+        for n in names
+    ]
     write(grid(rows), os.path.join(out, f"compare_{mask}.png"))
 
 
 def samples(ckpt: str, out: str, n: int = 8, size: int = 64) -> None:
+    import yaml
+
     from repaint_pl.cli import cached_checkpoint
     from repaint_pl.diffusion import DiffusionConfig
     from repaint_pl.module import RePaintModule
     from repaint_pl.nets import UNetConfig
-
-    import yaml
 
     with open(DEMO) as f:
         model = yaml.safe_load(f)["model"]
@@ -80,9 +105,11 @@ def table(results: dict[str, dict], masks: list[str]) -> str:
     for mask in masks:
         for variant, summary in results.items():
             s = summary[mask]
-            lines.append(f"| {mask} | {variant} | {s['network_calls']['mean']:.0f} | {s['seconds']['mean']:.2f} | "
-                         f"{s['psnr_fill']['mean']:.2f} ± {s['psnr_fill']['std']:.2f} | "
-                         f"{s['ssim_fill']['mean']:.3f} ± {s['ssim_fill']['std']:.3f} |")  # fmt: skip
+            lines.append(
+                f"| {mask} | {variant} | {s['network_calls']['mean']:.0f} | {s['seconds']['mean']:.2f} | "
+                f"{s['psnr_fill']['mean']:.2f} ± {s['psnr_fill']['std']:.2f} | "
+                f"{s['ssim_fill']['mean']:.3f} ± {s['ssim_fill']['std']:.3f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -105,8 +132,10 @@ def main() -> None:
         "no resampling, same steps": (args.steps, 1, 1),
         "no resampling, same calls": (calls, 1, 1),
     }
-    dirs = {name: os.path.join(work, name.split(",")[0].replace(" ", "_") + f"_{s}_{j}x{n}")
-            for name, (s, j, n) in variants.items()}  # fmt: skip
+    dirs = {
+        name: os.path.join(work, name.split(",")[0].replace(" ", "_") + f"_{s}_{j}x{n}")
+        for name, (s, j, n) in variants.items()
+    }
     results = {name: run(args.ckpt, dirs[name], *v, args.masks, args.crops) for name, v in variants.items()}
     with open(os.path.join(args.out, "study.md"), "w") as f:
         f.write(table(results, args.masks))
@@ -114,8 +143,10 @@ def main() -> None:
         comparison(args.out, {k: dirs[k] for k in (list(variants)[2], list(variants)[0])}, mask)
     extension = os.path.join(work, "extension")
     run(args.ckpt, extension, args.steps, args.jump_length, args.jump_n_sample, ["outpaint", "hole"], args.crops)
-    rows = [[read_png(os.path.join(extension, k, m, n)) for m in ("outpaint", "hole") for k in ("gt_masked", "inpainted")]
-            for n in sorted(os.listdir(os.path.join(extension, "inpainted", "outpaint")))]  # fmt: skip
+    rows = [
+        [read_png(os.path.join(extension, k, m, n)) for m in ("outpaint", "hole") for k in ("gt_masked", "inpainted")]
+        for n in sorted(os.listdir(os.path.join(extension, "inpainted", "outpaint")))
+    ]
     write(grid(rows), os.path.join(args.out, "extension.png"))
     print(table(results, args.masks))
 

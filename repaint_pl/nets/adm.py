@@ -8,6 +8,7 @@ linear layers, normalisation statistics and the output head stay in float32.
 
 The networks know nothing about inpainting: ``forward(x, timesteps, y=None)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -92,9 +93,15 @@ class ResBlock(nn.Module):
     """
 
     def __init__(
-        self, channels: int, emb_channels: int, dropout: float, out_channels: Optional[int] = None,
-        use_scale_shift_norm: bool = False, up: bool = False, down: bool = False,
-    ):  # fmt: skip
+        self,
+        channels: int,
+        emb_channels: int,
+        dropout: float,
+        out_channels: Optional[int] = None,
+        use_scale_shift_norm: bool = False,
+        up: bool = False,
+        down: bool = False,
+    ):
         super().__init__()
         out_channels = out_channels or channels
         self.use_scale_shift_norm = use_scale_shift_norm
@@ -106,9 +113,11 @@ class ResBlock(nn.Module):
         emb_out = 2 * out_channels if use_scale_shift_norm else out_channels
         self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, emb_out))
         self.out_layers = nn.Sequential(
-            norm(out_channels), nn.SiLU(), nn.Dropout(p=dropout),
+            norm(out_channels),
+            nn.SiLU(),
+            nn.Dropout(p=dropout),
             zeroed(nn.Conv2d(out_channels, out_channels, 3, padding=1)),
-        )  # fmt: skip
+        )
         self.skip_connection = nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
@@ -169,7 +178,9 @@ class AttentionBlock(nn.Module):
         super().__init__()
         if num_head_channels != -1:
             if channels % num_head_channels:
-                raise ValueError(f"attention: {channels} channels not divisible by num_head_channels={num_head_channels}")
+                raise ValueError(
+                    f"attention: {channels} channels not divisible by num_head_channels={num_head_channels}"
+                )
             num_heads = channels // num_head_channels
         self.norm = norm(channels)
         self.qkv = nn.Conv1d(channels, channels * 3, 1)
@@ -212,10 +223,20 @@ class _Encoder(nn.Module):
     """Time embedding, downsampling path and middle block shared by the UNet and the classifier."""
 
     def _build_encoder(
-        self, in_channels: int, model_channels: int, num_res_blocks: int, attention_ds: Sequence[int],
-        dropout: float, channel_mult: Sequence[float], num_heads: int, num_head_channels: int,
-        use_scale_shift_norm: bool, resblock_updown: bool, new_order: bool, conv_resample: bool = True,
-    ) -> list[int]:  # fmt: skip
+        self,
+        in_channels: int,
+        model_channels: int,
+        num_res_blocks: int,
+        attention_ds: Sequence[int],
+        dropout: float,
+        channel_mult: Sequence[float],
+        num_heads: int,
+        num_head_channels: int,
+        use_scale_shift_norm: bool,
+        resblock_updown: bool,
+        new_order: bool,
+        conv_resample: bool = True,
+    ) -> list[int]:
         """Create time_embed, input_blocks and middle_block; return the skip channels."""
         emb_dim = model_channels * 4
         self.model_channels = model_channels
@@ -256,19 +277,42 @@ class UNetModel(_Encoder):
     """
 
     def __init__(
-        self, image_size: int, in_channels: int, model_channels: int, out_channels: int, num_res_blocks: int,
-        attention_ds: Sequence[int], dropout: float = 0.0, channel_mult: Sequence[float] = (1, 2, 4, 8),
-        conv_resample: bool = True, num_classes: Optional[int] = None, use_fp16: bool = False,
-        num_heads: int = 1, num_head_channels: int = -1, num_heads_upsample: int = -1,
-        use_scale_shift_norm: bool = False, resblock_updown: bool = False, use_new_attention_order: bool = False,
-    ):  # fmt: skip
+        self,
+        image_size: int,
+        in_channels: int,
+        model_channels: int,
+        out_channels: int,
+        num_res_blocks: int,
+        attention_ds: Sequence[int],
+        dropout: float = 0.0,
+        channel_mult: Sequence[float] = (1, 2, 4, 8),
+        conv_resample: bool = True,
+        num_classes: Optional[int] = None,
+        use_fp16: bool = False,
+        num_heads: int = 1,
+        num_head_channels: int = -1,
+        num_heads_upsample: int = -1,
+        use_scale_shift_norm: bool = False,
+        resblock_updown: bool = False,
+        use_new_attention_order: bool = False,
+    ):
         super().__init__()
         self.image_size, self.in_channels, self.out_channels = image_size, in_channels, out_channels
         self.num_classes = num_classes
         skips = self._build_encoder(
-            in_channels, model_channels, num_res_blocks, attention_ds, dropout, channel_mult, num_heads,
-            num_head_channels, use_scale_shift_norm, resblock_updown, use_new_attention_order, conv_resample,
-        )  # fmt: skip
+            in_channels,
+            model_channels,
+            num_res_blocks,
+            attention_ds,
+            dropout,
+            channel_mult,
+            num_heads,
+            num_head_channels,
+            use_scale_shift_norm,
+            resblock_updown,
+            use_new_attention_order,
+            conv_resample,
+        )
         emb_dim = model_channels * 4
         if num_classes is not None:
             self.label_emb = nn.Embedding(num_classes, emb_dim)
@@ -318,17 +362,39 @@ class EncoderUNetModel(_Encoder):
     """guided-diffusion's noisy-image classifier (half UNet): ``forward(x, timesteps) -> logits [N, out_channels]``."""
 
     def __init__(
-        self, image_size: int, in_channels: int, model_channels: int, out_channels: int, num_res_blocks: int,
-        attention_ds: Sequence[int], dropout: float = 0.0, channel_mult: Sequence[float] = (1, 2, 4, 8),
-        conv_resample: bool = True, use_fp16: bool = False, num_heads: int = 1, num_head_channels: int = -1,
-        use_scale_shift_norm: bool = False, resblock_updown: bool = False, use_new_attention_order: bool = False,
+        self,
+        image_size: int,
+        in_channels: int,
+        model_channels: int,
+        out_channels: int,
+        num_res_blocks: int,
+        attention_ds: Sequence[int],
+        dropout: float = 0.0,
+        channel_mult: Sequence[float] = (1, 2, 4, 8),
+        conv_resample: bool = True,
+        use_fp16: bool = False,
+        num_heads: int = 1,
+        num_head_channels: int = -1,
+        use_scale_shift_norm: bool = False,
+        resblock_updown: bool = False,
+        use_new_attention_order: bool = False,
         pool: Literal["adaptive", "attention"] = "adaptive",
-    ):  # fmt: skip
+    ):
         super().__init__()
         self._build_encoder(
-            in_channels, model_channels, num_res_blocks, attention_ds, dropout, channel_mult, num_heads,
-            num_head_channels, use_scale_shift_norm, resblock_updown, use_new_attention_order, conv_resample,
-        )  # fmt: skip
+            in_channels,
+            model_channels,
+            num_res_blocks,
+            attention_ds,
+            dropout,
+            channel_mult,
+            num_heads,
+            num_head_channels,
+            use_scale_shift_norm,
+            resblock_updown,
+            use_new_attention_order,
+            conv_resample,
+        )
         ch, ds = self._torso_channels, self._torso_ds
         if pool == "adaptive":
             head = [nn.AdaptiveAvgPool2d((1, 1)), zeroed(nn.Conv2d(ch, out_channels, 1)), nn.Flatten()]

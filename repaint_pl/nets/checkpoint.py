@@ -4,6 +4,7 @@ Every failure is one line naming the file: missing file, unreadable file, or wei
 that do not fit the architecture (listing the first missing, unexpected and
 wrongly-shaped keys).
 """
+
 from __future__ import annotations
 
 import os
@@ -52,7 +53,11 @@ def check_fits(module: nn.Module, state: Mapping[str, torch.Tensor], source: str
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)}≠{tuple(v.shape)}" for k, v in own.items() if k in state and state[k].shape != v.shape]
+    shapes = [
+        f"{k} {tuple(state[k].shape)}≠{tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
     problems = [
         f"missing keys {_preview(missing)}" if missing else "",
         f"unexpected keys {_preview(unexpected)}" if unexpected else "",

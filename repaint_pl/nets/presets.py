@@ -3,6 +3,7 @@
 A config starts from guided-diffusion's defaults, then its ``preset``, then every field
 set explicitly: ``UNetConfig(preset="imagenet256", use_fp16=False)``.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
@@ -14,16 +15,35 @@ NUM_CLASSES = 1000
 
 # guided-diffusion's model_and_diffusion_defaults() (network part)
 UNET_DEFAULTS: dict[str, Any] = dict(
-    image_size=64, in_channels=3, num_channels=128, num_res_blocks=2, num_heads=4, num_heads_upsample=-1,
-    num_head_channels=-1, attention_resolutions="16,8", channel_mult="", dropout=0.0, class_cond=False,
-    learn_sigma=False, use_scale_shift_norm=True, resblock_updown=False, use_fp16=False,
+    image_size=64,
+    in_channels=3,
+    num_channels=128,
+    num_res_blocks=2,
+    num_heads=4,
+    num_heads_upsample=-1,
+    num_head_channels=-1,
+    attention_resolutions="16,8",
+    channel_mult="",
+    dropout=0.0,
+    class_cond=False,
+    learn_sigma=False,
+    use_scale_shift_norm=True,
+    resblock_updown=False,
+    use_fp16=False,
     use_new_attention_order=False,
-)  # fmt: skip
+)
 
 _ADM256 = dict(
-    image_size=256, num_channels=256, num_res_blocks=2, attention_resolutions="32,16,8", num_heads=4,
-    num_head_channels=64, resblock_updown=True, use_scale_shift_norm=True, learn_sigma=True,
-)  # fmt: skip
+    image_size=256,
+    num_channels=256,
+    num_res_blocks=2,
+    attention_resolutions="32,16,8",
+    num_heads=4,
+    num_head_channels=64,
+    resblock_updown=True,
+    use_scale_shift_norm=True,
+    learn_sigma=True,
+)
 
 UNET_PRESETS: dict[str, dict[str, Any]] = {
     # celeba256_250000.pt (RePaint's CelebA-HQ model) and places256_300000.pt (Places2)
@@ -34,20 +54,41 @@ UNET_PRESETS: dict[str, dict[str, Any]] = {
     "imagenet256_uncond": dict(_ADM256, class_cond=False, use_fp16=True),
     # 64x64_diffusion.pt (ImageNet 64, cosine schedule)
     "imagenet64": dict(
-        image_size=64, num_channels=192, num_res_blocks=3, attention_resolutions="32,16,8", num_head_channels=64,
-        resblock_updown=True, use_new_attention_order=True, use_scale_shift_norm=True, learn_sigma=True,
-        class_cond=True, use_fp16=True, dropout=0.1,
-    ),  # fmt: skip
+        image_size=64,
+        num_channels=192,
+        num_res_blocks=3,
+        attention_resolutions="32,16,8",
+        num_head_channels=64,
+        resblock_updown=True,
+        use_new_attention_order=True,
+        use_scale_shift_norm=True,
+        learn_sigma=True,
+        class_cond=True,
+        use_fp16=True,
+        dropout=0.1,
+    ),
     # Small nets for this project's own training (texture models) and tests
     # The shipped texture model was trained with this preset: keep it unchanged.
     "texture32": dict(
-        image_size=32, in_channels=1, num_channels=32, num_res_blocks=2, attention_resolutions="",
-        channel_mult="1,2,2", num_head_channels=32, learn_sigma=True, use_scale_shift_norm=True,
-    ),  # fmt: skip
+        image_size=32,
+        in_channels=1,
+        num_channels=32,
+        num_res_blocks=2,
+        attention_resolutions="",
+        channel_mult="1,2,2",
+        num_head_channels=32,
+        learn_sigma=True,
+        use_scale_shift_norm=True,
+    ),
     "tiny": dict(
-        image_size=32, num_channels=32, num_res_blocks=1, attention_resolutions="8", channel_mult="1,2",
-        num_head_channels=32, learn_sigma=True,
-    ),  # fmt: skip
+        image_size=32,
+        num_channels=32,
+        num_res_blocks=1,
+        attention_resolutions="8",
+        channel_mult="1,2",
+        num_head_channels=32,
+        learn_sigma=True,
+    ),
 }
 
 # The released checkpoint files and the preset of each
@@ -62,9 +103,16 @@ RELEASED_FILES: dict[str, str] = {
 }
 
 CLASSIFIER_DEFAULTS: dict[str, Any] = dict(
-    image_size=64, width=128, depth=2, attention_resolutions="32,16,8", use_scale_shift_norm=True,
-    resblock_updown=True, pool="attention", use_fp16=False, num_classes=NUM_CLASSES,
-)  # fmt: skip
+    image_size=64,
+    width=128,
+    depth=2,
+    attention_resolutions="32,16,8",
+    use_scale_shift_norm=True,
+    resblock_updown=True,
+    pool="attention",
+    use_fp16=False,
+    num_classes=NUM_CLASSES,
+)
 
 CLASSIFIER_PRESETS: dict[str, dict[str, Any]] = {
     "imagenet256": dict(image_size=256),  # 256x256_classifier.pt
@@ -130,15 +178,23 @@ class UNetConfig:
     def build(self) -> UNetModel:
         f = self.flags()
         return UNetModel(
-            image_size=f["image_size"], in_channels=f["in_channels"], model_channels=f["num_channels"],
-            out_channels=f["in_channels"] * (2 if f["learn_sigma"] else 1), num_res_blocks=f["num_res_blocks"],
-            attention_ds=_attention_ds(f["attention_resolutions"], f["image_size"]), dropout=f["dropout"],
+            image_size=f["image_size"],
+            in_channels=f["in_channels"],
+            model_channels=f["num_channels"],
+            out_channels=f["in_channels"] * (2 if f["learn_sigma"] else 1),
+            num_res_blocks=f["num_res_blocks"],
+            attention_ds=_attention_ds(f["attention_resolutions"], f["image_size"]),
+            dropout=f["dropout"],
             channel_mult=_channel_mult(f["channel_mult"], f["image_size"]),
-            num_classes=NUM_CLASSES if f["class_cond"] else None, use_fp16=f["use_fp16"], num_heads=f["num_heads"],
-            num_head_channels=f["num_head_channels"], num_heads_upsample=f["num_heads_upsample"],
-            use_scale_shift_norm=f["use_scale_shift_norm"], resblock_updown=f["resblock_updown"],
+            num_classes=NUM_CLASSES if f["class_cond"] else None,
+            use_fp16=f["use_fp16"],
+            num_heads=f["num_heads"],
+            num_head_channels=f["num_head_channels"],
+            num_heads_upsample=f["num_heads_upsample"],
+            use_scale_shift_norm=f["use_scale_shift_norm"],
+            resblock_updown=f["resblock_updown"],
             use_new_attention_order=f["use_new_attention_order"],
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)
@@ -162,11 +218,19 @@ class ClassifierConfig:
     def build(self) -> EncoderUNetModel:
         f = self.flags()
         return EncoderUNetModel(
-            image_size=f["image_size"], in_channels=3, model_channels=f["width"], out_channels=f["num_classes"],
-            num_res_blocks=f["depth"], attention_ds=_attention_ds(f["attention_resolutions"], f["image_size"]),
-            channel_mult=default_channel_mult(f["image_size"]), use_fp16=f["use_fp16"], num_head_channels=64,
-            use_scale_shift_norm=f["use_scale_shift_norm"], resblock_updown=f["resblock_updown"], pool=f["pool"],
-        )  # fmt: skip
+            image_size=f["image_size"],
+            in_channels=3,
+            model_channels=f["width"],
+            out_channels=f["num_classes"],
+            num_res_blocks=f["depth"],
+            attention_ds=_attention_ds(f["attention_resolutions"], f["image_size"]),
+            channel_mult=default_channel_mult(f["image_size"]),
+            use_fp16=f["use_fp16"],
+            num_head_channels=64,
+            use_scale_shift_norm=f["use_scale_shift_norm"],
+            resblock_updown=f["resblock_updown"],
+            pool=f["pool"],
+        )
 
 
 def config_fields(cls: type) -> set[str]:
