@@ -17,7 +17,7 @@ from torchvision.utils import make_grid
 from repaint_pl.masks import keep_mask
 from repaint_pl.schedules import jump_times
 
-from .writer import save_png, to_uint8
+from .writer import enlarge, save_png, to_uint8
 
 
 def log_image(trainer: L.Trainer, tag: str, grid: torch.Tensor) -> None:
@@ -68,6 +68,7 @@ class SamplePreview(Callback):
         masked = images * masks - (1 - masks)
         step = trainer.global_step
         for tag, rows in (("samples", [samples]), ("inpainting", [images, masked, filled])):
-            grid = make_grid(torch.cat([r.float().clamp(-1, 1) for r in rows]), nrow=len(rows[0]), pad_value=1.0)
+            tiles = enlarge(torch.cat([r.float().clamp(-1, 1) for r in rows]))
+            grid = make_grid(tiles, nrow=len(rows[0]), pad_value=1.0)
             save_png(to_uint8(grid), os.path.join(self._dir(trainer), f"{tag}_{step:07d}.png"))
             log_image(trainer, f"preview/{tag}", grid)

@@ -26,6 +26,12 @@ def to_uint8(x: Tensor) -> np.ndarray:
     return ((x.float() + 1) * 127.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
+def enlarge(x: Tensor, min_side: int = 128) -> Tensor:
+    """``[..., H, W]`` enlarged by an integer factor (nearest) so that small pictures can be seen."""
+    zoom = max(1, min_side // x.shape[-1])
+    return x.repeat_interleave(zoom, -1).repeat_interleave(zoom, -2)
+
+
 def save_png(array: np.ndarray, path: str) -> None:
     """Write a PNG atomically: a half-written file never appears under ``path``."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

@@ -297,7 +297,7 @@ def write_grids(dirs: dict[str, str], names: Sequence[str], out_dir: str, max_ro
     """One PNG per mask type: rows of (original | masked | result) for up to ``max_rows`` images."""
     from torchvision.utils import make_grid
 
-    from repaint_pl.callbacks.writer import save_png
+    from repaint_pl.callbacks.writer import enlarge, save_png
 
     by_type: dict[str, list[str]] = {}
     for n in names:
@@ -312,8 +312,7 @@ def write_grids(dirs: dict[str, str], names: Sequence[str], out_dir: str, max_ro
         ]
         if len({t.shape for t in tiles}) != 1:
             continue
-        zoom = max(1, 128 // tiles[0].shape[-1])  # small pictures are enlarged (nearest) to be seen
-        tiles = [t.repeat_interleave(zoom, -1).repeat_interleave(zoom, -2) for t in tiles]
+        tiles = [enlarge(t) for t in tiles]  # small pictures are enlarged to be seen
         grid = make_grid(torch.stack(tiles), nrow=3, padding=2, pad_value=1.0)
         path = os.path.join(out_dir, "grids", f"{kind}.png")
         save_png((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), path)
