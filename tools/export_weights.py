@@ -37,7 +37,7 @@ def main() -> None:
         "from": os.path.basename(args.ckpt),
         "global_step": obj.get("global_step"),
         "ema": "current_model_state" in obj,
-        "model": {"net": hp.get("net"), "diffusion": hp.get("diffusion")},
+        "model": {k: {f: v for f, v in (hp.get(k) or {}).items() if v is not None} for k in ("net", "diffusion")},
     }
     with open(os.path.splitext(args.out)[0] + ".yaml", "w") as f:
         yaml.safe_dump(info, f, sort_keys=False)
