@@ -96,6 +96,8 @@ def prepare_eval_argv(argv: list[str]) -> list[str]:
     argv = expand_aliases(list(argv))
     repaint_conf, ckpt = _option(argv, "--repaint_conf"), _option(argv, "--ckpt")
     front: list[str] = []
+    if ckpt:  # the command line's --ckpt wins over a config file's ``ckpt:``, wherever --config stands
+        argv = argv + ["--ckpt", ckpt]
     if repaint_conf:
         conf_yaml, conf_ckpt, conf_classifier = translate_file(repaint_conf)
         front += ["--config", conf_yaml]

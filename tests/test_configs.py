@@ -57,3 +57,14 @@ def test_config_groups_compose():
     assert config["model"]["net"]["preset"] == "imagenet256" and config["data"]["init_args"]["class_folders"]
     assert len(config["data"]["init_args"]["mask_types"]) == 6
     assert config["model"]["schedule"]["init_args"]["profile"] == "late"
+
+
+def test_command_line_ckpt_wins_over_a_config_file(tmp_path):
+    demo = os.path.join(ROOT, "configs", "demo", "texture.yaml")
+    import torch
+
+    ckpt = str(tmp_path / "mine.pt")
+    torch.save({}, ckpt)
+    assert parse(prepare_eval_argv(["--ckpt", ckpt, "--config", demo]))["ckpt"] == ckpt
+    assert parse(prepare_eval_argv(["--config", demo, "--ckpt", ckpt]))["ckpt"] == ckpt
+    assert parse(prepare_eval_argv(["--config", demo]))["ckpt"] == "weights/texture32_ema.pt"
