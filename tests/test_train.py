@@ -47,14 +47,14 @@ def train_args(tmp, steps, *extra):
         "--trainer.check_val_every_n_epoch",
         "4",
         "--trainer.callbacks",
-        CALLBACKS,
+        CALLBACKS.replace("CKPT_DIR", os.path.join(tmp, "checkpoints")),
         *extra,
     ]
 
 
 CALLBACKS = """[
   {class_path: lightning.pytorch.callbacks.EMAWeightAveraging, init_args: {decay: 0.9, use_buffers: false}},
-  {class_path: lightning.pytorch.callbacks.ModelCheckpoint, init_args: {save_last: true, every_n_train_steps: 8}},
+  {class_path: lightning.pytorch.callbacks.ModelCheckpoint, init_args: {dirpath: CKPT_DIR, save_last: true, every_n_train_steps: 8}},
   {class_path: repaint_pl.callbacks.SamplePreview, init_args: {num_samples: 2}}]"""
 
 
