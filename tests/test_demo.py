@@ -6,9 +6,9 @@ import os
 import pytest
 import torch
 import yaml
+from repaint_pl.datamodules import TextureDataModule
 
 from repaint_pl.cli import cached_checkpoint, eval_main
-from repaint_pl.datamodules import TextureDataModule
 from repaint_pl.diffusion import DiffusionConfig
 from repaint_pl.module import RePaintModule
 from repaint_pl.nets import UNetConfig

@@ -54,7 +54,8 @@ def train_args(tmp, steps, *extra):
 
 CALLBACKS = """[
   {class_path: lightning.pytorch.callbacks.EMAWeightAveraging, init_args: {decay: 0.9, use_buffers: false}},
-  {class_path: lightning.pytorch.callbacks.ModelCheckpoint, init_args: {dirpath: CKPT_DIR, save_last: true, every_n_train_steps: 8}},
+  {class_path: lightning.pytorch.callbacks.ModelCheckpoint,
+   init_args: {dirpath: CKPT_DIR, save_last: true, every_n_train_steps: 8}},
   {class_path: repaint_pl.callbacks.SamplePreview, init_args: {num_samples: 2}}]"""
 
 
