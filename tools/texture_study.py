@@ -30,22 +30,18 @@ sys.path.insert(0, ROOT)
 from repaint_pl.callbacks.writer import save_png  # noqa: E402
 
 from repaint_pl.cli import eval_main  # noqa: E402
-from repaint_pl.scoring import read_png  # noqa: E402
+from repaint_pl.scoring import load_triplets, masked_mean, output_dirs, psnr, read_png  # noqa: E402
 
 DEMO = os.path.join(ROOT, "configs", "demo", "texture.yaml")
 
 
 def seam_psnr(out: str, mask: str, width: int) -> list[float]:
     """PSNR (dB) per image over the unknown pixels within ``width`` pixels (chessboard) of a known one."""
-    values = []
-    for name in sorted(os.listdir(os.path.join(out, "inpainted", mask))):
-        gt, result = (read_png(os.path.join(out, k, mask, name))[:1] for k in ("gt", "inpainted"))
-        known = read_png(os.path.join(out, "gt_keep_mask", mask, name))[:1] > 0.5
-        near = torch.nn.functional.max_pool2d(known[None].float(), 2 * width + 1, 1, width)[0] > 0
-        band = near & ~known
-        mse = ((gt - result)[band] ** 2).mean().clamp_min(1e-10)
-        values.append(float(-10 * torch.log10(mse)))
-    return values
+    names = [os.path.join(mask, n) for n in sorted(os.listdir(os.path.join(out, "inpainted", mask)))]
+    gt, result, keep = load_triplets(output_dirs(out), names)
+    known = keep > 0.5
+    band = (torch.nn.functional.max_pool2d(known.float(), 2 * width + 1, 1, width) > 0) & ~known
+    return psnr(masked_mean((gt - result) ** 2, band)).tolist()
 
 
 def run(ckpt: str, out: str, steps: int, jump_length: int, jump_n_sample: int, masks: list[str], crops: int) -> dict:
