@@ -12,6 +12,7 @@ by the sampler, reported, and recorded in the summary.
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 from typing import Any, Literal, Optional, Sequence
 
@@ -23,6 +24,21 @@ from torch.utils.data import DataLoader, Dataset
 from repaint_pl.masks import keep_mask
 
 from .images import ImageFileError, image_size_of, is_binary, list_images, load_image, load_mask
+
+
+MASK_CODES = 1024  # sample id = image index · MASK_CODES + code of the mask type name
+
+
+def mask_code(mask_type: str) -> int:
+    """A fixed number in [1, MASK_CODES) for a mask type name (a hash of the name, not its position in a list)."""
+    return 1 + int(hashlib.sha1(mask_type.encode()).hexdigest(), 16) % (MASK_CODES - 1)
+
+
+def sample_id(image_index: int, mask_type: Optional[str] = None) -> int:
+    """The id that seeds a sample's generator: the image's index for mask files (``mask_type`` None),
+    else ``image_index · MASK_CODES + mask_code(mask_type)``, so that adding or removing a mask type
+    leaves the ids (and pictures) of the other types unchanged."""
+    return int(image_index) if mask_type is None else int(image_index) * MASK_CODES + mask_code(mask_type)
 
 
 def output_stem(path: str, root: Optional[str] = None) -> str:
@@ -238,9 +254,10 @@ class ImageFolderDataModule(L.LightningDataModule):
         kinds = self.mask_types if masks is None else [None]
         # one entry per (image, mask type); ids and masks depend on the image's index in the full list
         pairs = [(stem, i, k) for stem, i in zip(stems, index) for k in range(len(kinds))]
+        # ids from (image index, mask type name): stable when the list of mask types changes
         self.dataset = InpaintItems(
             [(stem, images[i], masks[i] if masks else kinds[k]) for stem, i, k in pairs],
-            [i * len(kinds) + k for _, i, k in pairs],
+            [sample_id(i, kinds[k]) for _, i, k in pairs],
             self.image_size,
             generated=masks is None,
             mask_seed=self.mask_seed,

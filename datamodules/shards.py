@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from repaint_pl.masks import keep_mask
 
+from .folders import sample_id
 from .images import ImageFileError, center_crop_resize, to_chw
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
@@ -86,9 +87,9 @@ class ShardItems(IterableDataset):
         kinds = [sample["mask.txt"].decode().strip()] if "mask.txt" in sample else self.mask_types
         if "mask.png" in sample:
             kinds = ["mask"]
-        for k, kind in enumerate(kinds):
+        for kind in kinds:
             item = {
-                "id": index * 16 + k,
+                "id": sample_id(index, None if kind == "mask" else kind),
                 "mask_type": kind,
                 "error": "",
                 "name": f"{key}.png" if "mask.png" in sample else f"{kind}/{key}.png",

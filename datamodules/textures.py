@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from repaint_pl.masks import PAPER_MASK_TYPES
 
-from .folders import InpaintItems
+from .folders import InpaintItems, sample_id
 from .images import ImageFileError, list_images, open_rgb
 
 SKIMAGE_TEXTURES = ("brick", "grass", "gravel")
@@ -197,7 +197,7 @@ class TextureDataModule(L.LightningDataModule):
         pairs = [(i, k) for i in range(len(crops)) for k in range(len(kinds))]
         dataset = InpaintItems(
             [(crops[i][0], crops[i][1], kinds[k]) for i, k in pairs],
-            [i * len(kinds) + k for i, k in pairs],
+            [sample_id(i, kinds[k]) for i, k in pairs],
             self.eval_size,
             generated=True,
             mask_seed=self.mask_seed,

@@ -16,7 +16,9 @@ from repaint_pl.datamodules import (
     ShardDataModule,
     TextureDataModule,
 )
+from repaint_pl.datamodules.folders import MASK_CODES, mask_code
 from repaint_pl.datamodules.images import center_crop_resize
+from repaint_pl.masks import MASK_TYPES
 
 
 def items(dm):
@@ -51,9 +53,39 @@ def test_generated_masks_cross_every_image(tmp_path):
         "thick/coffee.png",
         "nn2/coffee.png",
     ]
-    assert [g["id"] for g in got] == list(range(6)) and got[1]["keep_mask"].mean() == 0.25
+    codes = [mask_code("thick"), mask_code("nn2")]
+    assert [g["id"] for g in got] == [i * MASK_CODES + c for i in range(3) for c in codes]
+    assert got[1]["keep_mask"].mean() == 0.25
     sliced = items(ImageFolderDataModule(gts, image_size=32, mask_types=["thick", "nn2"], offset=1, max_images=1))
-    assert [s["id"] for s in sliced] == [2, 3] and torch.equal(sliced[0]["keep_mask"], got[2]["keep_mask"])
+    assert [s["id"] for s in sliced] == [got[2]["id"], got[3]["id"]]
+    assert torch.equal(sliced[0]["keep_mask"], got[2]["keep_mask"])
+
+
+def test_mask_type_codes_are_distinct():
+    codes = [mask_code(m) for m in MASK_TYPES]
+    assert len(set(codes)) == len(MASK_TYPES) and all(0 < c < MASK_CODES for c in codes)
+
+
+def test_adding_a_mask_type_keeps_the_other_ids_and_masks(tmp_path):
+    gts, _ = write_folder_pair(str(tmp_path))
+    before = {g["name"]: g for g in items(ImageFolderDataModule(gts, image_size=32, mask_types=["thick"]))}
+    after = {g["name"]: g for g in items(ImageFolderDataModule(gts, image_size=32, mask_types=["nn2", "thick", "thin"]))}
+    assert len(after) == 9 and set(before) < set(after)
+    for name, g in before.items():
+        assert after[name]["id"] == g["id"] and torch.equal(after[name]["keep_mask"], g["keep_mask"])
+    ids = [g["id"] for g in after.values()]
+    assert len(set(ids)) == len(ids)
+
+
+def test_texture_ids_follow_the_mask_type_name():
+    one = TextureDataModule(crop_size=16, eval_crops=1, mask_types=["ex64"], batch_size=8)
+    two = TextureDataModule(crop_size=16, eval_crops=1, mask_types=["thin", "ex64"], batch_size=8)
+    ids = []
+    for dm in (one, two):
+        dm.setup("predict")
+        batch = next(iter(dm.predict_dataloader()))
+        ids.append({n: int(i) for n, i in zip(batch["name"], batch["id"])})
+    assert all(ids[1][n] == i for n, i in ids[0].items()) and len(ids[1]) == 2 * len(ids[0])
 
 
 def test_masks_paired_by_name(tmp_path):
