@@ -12,6 +12,7 @@ call; ``t -> t+1`` is a forward jump (re-noising) and costs nothing.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Literal, Optional, Sequence
 
@@ -22,10 +23,17 @@ import numpy as np
 # --------------------------------------------------------------------------
 
 
-def linear_betas(num_steps: int) -> np.ndarray:
-    """Ho et al.'s linear schedule, scaled so that any ``num_steps`` spans the same range."""
+def linear_betas(num_steps: int, start: Optional[float] = None, end: Optional[float] = None) -> np.ndarray:
+    """Ho et al.'s linear schedule, scaled so that any ``num_steps`` spans the same range (or from start to end)."""
     scale = 1000 / num_steps
-    return np.linspace(scale * 0.0001, scale * 0.02, num_steps, dtype=np.float64)
+    start, end = scale * 0.0001 if start is None else start, scale * 0.02 if end is None else end
+    return np.linspace(start, end, num_steps, dtype=np.float64)
+
+
+def scaled_linear_betas(num_steps: int, start: Optional[float] = None, end: Optional[float] = None) -> np.ndarray:
+    """Stable Diffusion's schedule: √β linear from √start to √end (default 0.00085 … 0.012)."""
+    start, end = 0.00085 if start is None else start, 0.012 if end is None else end
+    return np.linspace(start**0.5, end**0.5, num_steps, dtype=np.float64) ** 2
 
 
 def cosine_betas(num_steps: int, max_beta: float = 0.999) -> np.ndarray:
@@ -38,12 +46,41 @@ def cosine_betas(num_steps: int, max_beta: float = 0.999) -> np.ndarray:
     return np.array([min(1 - alpha_bar((i + 1) / num_steps) / alpha_bar(i / num_steps), max_beta) for i in steps])
 
 
-def named_betas(name: Literal["linear", "cosine"], num_steps: int) -> np.ndarray:
+def named_betas(
+    name: str, num_steps: int, start: Optional[float] = None, end: Optional[float] = None
+) -> np.ndarray:
+    """Betas by name: ``linear`` / ``cosine`` (guided-diffusion), ``scaled_linear`` / ``squaredcos_cap_v2`` (diffusers)."""
     if name == "linear":
-        return linear_betas(num_steps)
-    if name == "cosine":
+        return linear_betas(num_steps, start, end)
+    if name == "scaled_linear":
+        return scaled_linear_betas(num_steps, start, end)
+    if name in ("cosine", "squaredcos_cap_v2"):
         return cosine_betas(num_steps)
-    raise ValueError(f"noise_schedule: unknown beta schedule {name!r} (use 'linear' or 'cosine')")
+    raise ValueError(
+        f"noise_schedule: unknown beta schedule {name!r} (use linear, cosine, scaled_linear or squaredcos_cap_v2)"
+    )
+
+
+def diffusers_timesteps(num_steps: int, count: int, spacing: str, offset: int = 0) -> list[int]:
+    """The base steps a diffusers scheduler visits for ``count`` inference steps, descending.
+
+    ``leading``: 0, r, 2r, … (+ offset), r = num_steps // count; ``trailing``: num_steps·(1 − k/count) − 1
+    rounded; ``linspace``: count points from 0 to num_steps − 1, rounded.
+    """
+    if not 1 <= count <= num_steps:
+        raise ValueError(f"timestep_respacing: {count} steps out of {num_steps} is not possible")
+    if spacing == "leading":
+        steps = np.arange(count) * (num_steps // count) + offset
+    elif spacing == "trailing":
+        steps = np.round(np.arange(num_steps, 0, -num_steps / count)).astype(np.int64) - 1
+    elif spacing == "linspace":
+        steps = np.linspace(0, num_steps - 1, count).round()
+    else:
+        raise ValueError(f"timestep_spacing: unknown spacing {spacing!r} (use guided, leading, trailing or linspace)")
+    steps = sorted({int(s) for s in steps}, reverse=True)
+    if steps[0] >= num_steps or steps[-1] < 0:
+        raise ValueError(f"steps_offset={offset} moves timesteps outside 0..{num_steps - 1}")
+    return steps
 
 
 # --------------------------------------------------------------------------
@@ -52,10 +89,11 @@ def named_betas(name: Literal["linear", "cosine"], num_steps: int) -> np.ndarray
 
 
 def space_timesteps(num_steps: int, respacing: str | int | Sequence[int]) -> list[int]:
-    """Base timesteps kept by a respacing spec, ascending.
+    """Base timesteps kept by a respacing spec, ascending (guided-diffusion's ``space_timesteps``).
 
     ``respacing``: ``""`` (all steps), ``"250"``, ``"10,15,20"`` (per equal
-    section of the base process), or ``"ddimN"`` (a constant stride giving N steps).
+    section of the base process; the first ``num_steps % sections`` sections are
+    one step longer), or ``"ddimN"`` (the smallest constant stride giving N steps).
     """
     if respacing in ("", None):
         return list(range(num_steps))
@@ -73,11 +111,17 @@ def space_timesteps(num_steps: int, respacing: str | int | Sequence[int]) -> lis
 
 
 def _even_section(size: int, count: int) -> list[int]:
-    """``count`` offsets spread evenly over a section of ``size`` steps, first and last included."""
+    """``count`` offsets spread evenly over a section of ``size`` steps, first and last included.
+
+    The position advances by the fractional stride ``(size-1)/(count-1)`` one float
+    addition at a time and each position is rounded half to even, as guided-diffusion
+    does: the accumulated float (not ``k * stride``) decides ties such as 20.5.
+    """
     if count > size:
         raise ValueError(f"timestep_respacing: cannot divide a section of {size} steps into {count}")
-    stride = 1 if count <= 1 else (size - 1) / (count - 1)
-    return [round(k * stride) for k in range(count)]
+    stride = 1.0 if count <= 1 else (size - 1) / (count - 1)
+    positions = itertools.accumulate(itertools.repeat(stride), initial=0.0)  # 0, s, s+s, …
+    return [round(p) for p in itertools.islice(positions, count)]
 
 
 def _ddim_timesteps(num_steps: int, count: int) -> list[int]:

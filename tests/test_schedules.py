@@ -128,6 +128,58 @@ def test_respacing_even_and_sections():
         space_timesteps(10, "20")
 
 
+def guided_diffusion_space_timesteps(num_steps, counts):
+    """Independent transcription of guided-diffusion's respace.space_timesteps (section lists):
+    equal sections (the first num_steps % len(counts) one longer), in each a float position that
+    starts at 0 and grows by (size-1)/(count-1) per kept step, rounded half to even."""
+    kept, offset = set(), 0
+    for i, count in enumerate(counts):
+        size = num_steps // len(counts) + (1 if i < num_steps % len(counts) else 0)
+        if size < count:
+            raise ValueError(f"cannot divide section of {size} steps into {count}")
+        step = (size - 1) / (count - 1) if count > 1 else 1
+        position, taken = 0.0, 0
+        while taken < count:
+            kept.add(offset + round(position))
+            position = position + step
+            taken += 1
+        offset += size
+    return sorted(kept)
+
+
+def test_respacing_equals_guided_diffusion_for_every_count():
+    mismatches = [k for k in range(1, 1001) if space_timesteps(1000, str(k)) != guided_diffusion_space_timesteps(1000, [k])]
+    assert mismatches == []
+    # counts where round(k * stride) picks other steps than the accumulated stride does
+    assert space_timesteps(1000, "21") == guided_diffusion_space_timesteps(1000, [21])
+    assert space_timesteps(1000, 21) == space_timesteps(1000, [21]) == space_timesteps(1000, "21")
+
+
+@pytest.mark.parametrize(
+    "sections", ["10,15,20", "7,33", "1,2,3,4", "21,23,31,35", "250,250", "100,1,333", "3,5,7,9,11"]
+)
+@pytest.mark.parametrize("num_steps", [1000, 300, 4000, 997])
+def test_respacing_section_lists_equal_guided_diffusion(sections, num_steps):
+    counts = [int(c) for c in sections.split(",")]
+    if max(counts) > num_steps // len(counts):  # a section too short for its count: both refuse
+        with pytest.raises(ValueError, match="cannot divide"):
+            guided_diffusion_space_timesteps(num_steps, counts)
+        with pytest.raises(ValueError, match="cannot divide"):
+            space_timesteps(num_steps, sections)
+    else:
+        assert space_timesteps(num_steps, sections) == guided_diffusion_space_timesteps(num_steps, counts)
+
+
+def test_ddim_respacing_is_the_smallest_constant_stride():
+    for count in range(1, 1001):
+        strides = [s for s in range(1, 1000) if -(-1000 // s) == count]  # ceil(1000 / s) steps
+        if strides:
+            assert space_timesteps(1000, f"ddim{count}") == list(range(0, 1000, strides[0]))
+        else:
+            with pytest.raises(ValueError, match="evenly strided"):
+                space_timesteps(1000, f"ddim{count}")
+
+
 def test_respaced_betas_keep_alpha_bar():
     base = linear_betas(1000)
     kept = space_timesteps(1000, "25")
