@@ -9,7 +9,6 @@ train.py ``.ckpt``), ``--classifier_ckpt`` and ``--repaint_conf`` (an original R
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import warnings
@@ -67,9 +66,25 @@ def expand_aliases(argv: list[str]) -> list[str]:
     return out
 
 
-@functools.lru_cache(maxsize=2)
-def cached_checkpoint(path: str) -> dict[str, Any]:
-    return read_checkpoint(path)
+_KEPT_CHECKPOINTS: dict[str, dict[str, Any]] = {}  # read by the config step, handed to the load step once
+
+
+def cached_checkpoint(path: str, trust: bool = False, keep: bool = False) -> dict[str, Any]:
+    """The checkpoint at ``path``, tensors memory-mapped (``weights_only`` unless ``trust``).
+
+    A copy kept by an earlier call (``keep=True``: the config step) is handed over and
+    forgotten, so the file is read once and nothing stays cached for the run.
+    """
+    obj = _KEPT_CHECKPOINTS.pop(path, None)
+    obj = read_checkpoint(path, trust) if obj is None else obj
+    if keep:
+        _KEPT_CHECKPOINTS[path] = obj
+    return obj
+
+
+def _trusted(argv: list[str]) -> bool:
+    """Whether argv opts in to unpickling checkpoints (``--trust_checkpoint true``)."""
+    return str(_option(argv, "--trust_checkpoint")).lower() in ("true", "yes", "1")
 
 
 def _released_preset_config(ckpt: str) -> Optional[str]:
@@ -79,9 +94,12 @@ def _released_preset_config(ckpt: str) -> Optional[str]:
     return path if path and os.path.isfile(path) else None
 
 
-def _checkpoint_config(ckpt: str) -> Optional[str]:
-    """The architecture and diffusion a train.py checkpoint was made with, as a config string."""
-    obj = cached_checkpoint(ckpt)
+def _checkpoint_config(ckpt: str, trust: bool = False) -> Optional[str]:
+    """The architecture and diffusion a train.py checkpoint was made with, as a config string.
+
+    The (memory-mapped) checkpoint is kept for ``load_checkpoints``, which releases it.
+    """
+    obj = cached_checkpoint(ckpt, trust, keep=True)
     if not is_lightning_checkpoint(obj):
         return None
     hp = obj.get("hyper_parameters") or {}
@@ -107,7 +125,7 @@ def prepare_eval_argv(argv: list[str]) -> list[str]:
         if conf_classifier and not _option(argv, "--classifier_ckpt"):
             front += ["--classifier_ckpt", conf_classifier]
     if ckpt:
-        derived = _checkpoint_config(ckpt)
+        derived = _checkpoint_config(ckpt, _trusted(argv))
         if derived:
             front += ["--config", derived]
         elif not repaint_conf and _released_preset_config(ckpt):
@@ -115,14 +133,21 @@ def prepare_eval_argv(argv: list[str]) -> list[str]:
     return front + argv
 
 
-def load_checkpoints(model: RePaintModule, ckpt: Optional[str], classifier_ckpt: Optional[str]) -> None:
-    """Put the weights of ``ckpt`` (net) and ``classifier_ckpt`` into the model, strictly."""
+def load_checkpoints(
+    model: RePaintModule, ckpt: Optional[str], classifier_ckpt: Optional[str], trust: bool = False
+) -> None:
+    """Put the weights of ``ckpt`` (net) and ``classifier_ckpt`` into the model, strictly.
+
+    Each file is memory-mapped, copied into the model and dropped: no second copy of
+    the weights stays in host memory.  ``trust`` allows files that need unpickling.
+    """
     if ckpt:
-        obj = cached_checkpoint(ckpt)
+        obj = cached_checkpoint(ckpt, trust)
         state = sub_state_dict(obj["state_dict"], "net") if is_lightning_checkpoint(obj) else obj
         model.load_net_weights(state, ckpt)
+        del obj, state
     if classifier_ckpt:
-        model.load_classifier_weights(cached_checkpoint(classifier_ckpt), classifier_ckpt)
+        model.load_classifier_weights(cached_checkpoint(classifier_ckpt, trust), classifier_ckpt)
 
 
 class RePaintCLI(LightningCLI):
@@ -137,6 +162,13 @@ class RePaintCLI(LightningCLI):
             "or a train.py .ckpt (its architecture and diffusion come along)",
         )
         parser.add_argument("--classifier_ckpt", type=Optional[str], default=None, help="classifier weights (.pt)")
+        parser.add_argument(
+            "--trust_checkpoint",
+            type=bool,
+            default=False,
+            help="allow checkpoints that hold pickled Python objects (unpickling runs code from the file: "
+            "only for files from a source you trust); by default only tensors and plain containers are read",
+        )
         parser.add_argument(
             "--repaint_conf",
             type=Optional[str],
@@ -163,7 +195,7 @@ def eval_main(args: Optional[list[str]] = None) -> RePaintCLI:
             save_config_callback=None,
             seed_everything_default=0,
         )
-    load_checkpoints(cli.model, cli.config["ckpt"], cli.config["classifier_ckpt"])
+    load_checkpoints(cli.model, cli.config["ckpt"], cli.config["classifier_ckpt"], cli.config["trust_checkpoint"])
     if cli.trainer.is_global_zero:
         out_dir = cli.config["writer"]["out_dir"]
         os.makedirs(out_dir, exist_ok=True)

@@ -8,6 +8,9 @@ wrongly-shaped keys).
 from __future__ import annotations
 
 import os
+import pickle
+import re
+import zipfile
 from typing import Any, Mapping
 
 import torch
@@ -18,20 +21,43 @@ class CheckpointError(ValueError):
     """A weight file that cannot be used; the message is one line and names the file."""
 
 
-def read_checkpoint(path: str) -> dict[str, Any]:
-    """The object stored in ``path`` (tensors loaded on the CPU)."""
+class UntrustedCheckpointError(CheckpointError):
+    """A file that holds pickled Python objects: loading it would run code from the file."""
+
+
+TRUST_OPTION = "--trust_checkpoint true"
+
+
+def read_checkpoint(path: str, trust: bool = False) -> dict[str, Any]:
+    """The dict stored in ``path``, its tensors memory-mapped from the file when it is a zip archive.
+
+    Always read with ``weights_only=True`` (tensors, numbers, strings and containers)
+    unless ``trust``: a file that needs other Python objects is refused in one line.
+    Memory-mapped tensors cost no host memory until read, and the pages go back to
+    the OS once the returned dict is dropped.
+    """
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=not trust, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as e:
+        raise _unpickling_error(path, str(e)) from None
     except Exception as e:  # torch raises many types for corrupt or foreign files
-        try:  # Lightning checkpoints may hold hyper-parameter objects (dataclasses, classes)
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception:
-            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__})") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a state dict or a Lightning checkpoint, found {type(obj).__name__}")
     return obj
+
+
+def _unpickling_error(path: str, message: str) -> CheckpointError:
+    """One line for a file that ``weights_only`` refused: a Python object it would build, or garbage."""
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
+    if not found:
+        return CheckpointError(f"{path}: not a readable PyTorch checkpoint (not a weights file)")
+    return UntrustedCheckpointError(
+        f"{path}: holds a pickled Python object ({found.group(1)}); unpickling it can run code from the file, "
+        f"so it is refused: pass {TRUST_OPTION} only if you trust where the file comes from"
+    )
 
 
 def is_lightning_checkpoint(obj: Mapping[str, Any]) -> bool:
