@@ -12,24 +12,33 @@ either a 0-d tensor (same step for the whole batch) or ``[B]``.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Literal
+from typing import Literal, Optional
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .schedules import named_betas, respace_betas, space_timesteps
+from .schedules import diffusers_timesteps, named_betas, respace_betas, space_timesteps
 
 Variance = Literal["learned_range", "learned", "fixed_small", "fixed_large"]
+Prediction = Literal["epsilon", "sample", "v_prediction"]
+BetaSchedule = Literal["linear", "cosine", "scaled_linear", "squaredcos_cap_v2"]
+Spacing = Literal["guided", "leading", "trailing", "linspace"]
 
 
 @dataclass(frozen=True)
 class DiffusionConfig:
     """The diffusion process, with guided-diffusion's flag names and meanings.
 
-    steps: base timesteps (``diffusion_steps``); noise_schedule: ``linear`` or ``cosine``;
+    steps: base timesteps (``diffusion_steps`` / diffusers' ``num_train_timesteps``);
+    noise_schedule: ``linear`` or ``cosine`` (guided-diffusion), ``scaled_linear`` or
+    ``squaredcos_cap_v2`` (diffusers' names); beta_start/beta_end: the linear schedules' ends
+    (None: guided-diffusion's 1e-4·1000/steps … 0.02·1000/steps); trained_betas: explicit betas;
     timestep_respacing: ``""`` (all), ``"250"``, ``"10,15,20"`` or ``"ddim50"``;
-    predict_xstart: the network predicts x0 instead of ε;
+    timestep_spacing: ``guided`` (guided-diffusion's even spacing) or diffusers' ``leading`` /
+    ``trailing`` / ``linspace`` (then ``timestep_respacing`` is a step count), with ``steps_offset``;
+    predict_xstart: the network predicts x0 instead of ε (``prediction_type`` overrides it:
+    ``epsilon``, ``sample`` = x0, ``v_prediction`` = √ᾱ·ε − √(1−ᾱ)·x0);
     variance: ``learned_range`` (learn_sigma, 2C outputs), ``learned`` (log σ² outputs),
     ``fixed_small`` (posterior σ̃²) or ``fixed_large`` (β);
     rescale_timesteps: feed the network t·1000/steps instead of the integer step;
@@ -37,23 +46,50 @@ class DiffusionConfig:
     """
 
     steps: int = 1000
-    noise_schedule: Literal["linear", "cosine"] = "linear"
+    noise_schedule: BetaSchedule = "linear"
     timestep_respacing: str = "250"
     predict_xstart: bool = False
     variance: Variance = "learned_range"
     rescale_timesteps: bool = False
     use_kl: bool = False
     rescale_learned_sigmas: bool = False
+    beta_start: Optional[float] = None
+    beta_end: Optional[float] = None
+    trained_betas: Optional[list[float]] = None
+    timestep_spacing: Spacing = "guided"
+    steps_offset: int = 0
+    prediction_type: Optional[Prediction] = None
 
     @property
     def learns_variance(self) -> bool:
         return self.variance in ("learned", "learned_range")
 
+    @property
+    def prediction(self) -> Prediction:
+        """What the network's (first C) output channels mean."""
+        return self.prediction_type or ("sample" if self.predict_xstart else "epsilon")
+
+    def base_betas(self) -> np.ndarray:
+        if self.trained_betas is not None:
+            if len(self.trained_betas) != self.steps:
+                raise ValueError(f"trained_betas: {len(self.trained_betas)} values for {self.steps} steps")
+            return np.asarray(self.trained_betas, dtype=np.float64)
+        return named_betas(self.noise_schedule, self.steps, self.beta_start, self.beta_end)
+
+    def kept_steps(self) -> list[int]:
+        """The base steps the respaced process visits, ascending."""
+        if self.timestep_spacing == "guided":
+            return space_timesteps(self.steps, self.timestep_respacing)
+        count = int(self.timestep_respacing) if self.timestep_respacing else self.steps
+        return sorted(diffusers_timesteps(self.steps, count, self.timestep_spacing, self.steps_offset))
+
     def build(self, respaced: bool = True) -> "Diffusion":
-        """The constants of the respaced process (``respaced=False``: of the full base process, for training)."""
-        base = named_betas(self.noise_schedule, self.steps)
-        kept = space_timesteps(self.steps, self.timestep_respacing if respaced else "")
-        betas, timestep_map = respace_betas(base, kept)
+        """The constants of the respaced process (``respaced=False``: of the full base process, for training).
+
+        The respaced process keeps the ᾱ of its kept steps (guided-diffusion's respacing).
+        """
+        kept = self.kept_steps() if respaced else list(range(self.steps))
+        betas, timestep_map = respace_betas(self.base_betas(), kept)
         return Diffusion.from_betas(betas, timestep_map, self)
 
 
@@ -165,6 +201,26 @@ def predict_x0_from_eps(d: Diffusion, x_t: Tensor, t: Tensor, eps: Tensor) -> Te
     return _at(d.sqrt_recip_alpha_bar, t) * x_t - _at(d.sqrt_recipm1_alpha_bar, t) * eps
 
 
+def predict_x0_from_v(d: Diffusion, x_t: Tensor, t: Tensor, v: Tensor) -> Tensor:
+    """x0 = √ᾱ_t·x_t − √(1−ᾱ_t)·v  (v = √ᾱ_t·ε − √(1−ᾱ_t)·x0, Salimans & Ho)."""
+    return _at(d.sqrt_alpha_bar, t) * x_t - _at(d.sqrt_one_minus_alpha_bar, t) * v
+
+
+def predict_x0(d: Diffusion, x_t: Tensor, t: Tensor, pred: Tensor) -> Tensor:
+    """The x0 prediction from the network's ε, x0 or v output (``d.config.prediction``)."""
+    kind = d.config.prediction
+    if kind == "sample":
+        return pred
+    if kind == "v_prediction":
+        return predict_x0_from_v(d, x_t, t, pred)
+    return predict_x0_from_eps(d, x_t, t, pred)
+
+
+def eps_from_x0(d: Diffusion, x_t: Tensor, t: Tensor, x0: Tensor) -> Tensor:
+    """ε = (x_t − √ᾱ_t·x0) / √(1−ᾱ_t)."""
+    return (x_t - _at(d.sqrt_alpha_bar, t) * x0) / _at(d.sqrt_one_minus_alpha_bar, t)
+
+
 def split_output(model_output: Tensor, channels: int) -> tuple[Tensor, Tensor | None]:
     """Split a network output into (ε or x0 prediction, variance values or None)."""
     if model_output.shape[1] == channels:
@@ -192,11 +248,13 @@ def p_mean_variance(
     d: Diffusion, model_output: Tensor, x_t: Tensor, t: Tensor, clip_x0: bool = True
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(mean, log variance, x0 prediction) of p(x_{t-1} | x_t) from the raw network output."""
+    # the posterior in float32 even when the network runs in bfloat16/float16
+    model_output, x_t = model_output.float(), x_t.float()
     pred, var_values = split_output(model_output, x_t.shape[1])
     log_var = model_log_variance(d, var_values, t)
-    x0_pred = pred if d.config.predict_xstart else predict_x0_from_eps(d, x_t, t, pred)
-    if clip_x0:
-        x0_pred = x0_pred.clamp(-1, 1)
+    x0_pred = predict_x0(d, x_t, t, pred)
+    if clip_x0:  # True: [-1, 1]; a number: [-clip_x0, clip_x0]
+        x0_pred = x0_pred.clamp(-float(clip_x0), float(clip_x0))
     return q_posterior_mean(d, x0_pred, x_t, t), log_var, x0_pred
 
 
@@ -253,7 +311,10 @@ def training_losses(
     if cfg.use_kl:
         return {"loss": vlb_terms(d, model_output, x0, x_t, t) * d.num_timesteps}
     pred, var_values = split_output(model_output, channels)
-    target = x0 if cfg.predict_xstart else noise
+    targets = {"epsilon": noise, "sample": x0}
+    target = targets.get(cfg.prediction)
+    if target is None:  # v = √ᾱ·ε − √(1−ᾱ)·x0
+        target = _at(d.sqrt_alpha_bar, t) * noise - _at(d.sqrt_one_minus_alpha_bar, t) * x0
     losses = {"mse": _mean_flat((target - pred) ** 2)}
     if var_values is not None:
         frozen = torch.cat([pred.detach(), var_values], dim=1)

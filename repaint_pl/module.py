@@ -12,21 +12,22 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Sequence
 
 import lightning as L
 import torch
 from jsonargparse import lazy_instance
 from torch import Tensor
 
-from .denoisers import adm_model_fn, classifier_grad_fn
+from .denoisers import ADMDenoiser, Conditioning, Denoiser
 from .diffusion import DiffusionConfig, q_sample, training_losses
 from .nets import ClassifierConfig, UNetConfig, load_weights
 from .nets.adm import Attention
 from .nets.presets import NUM_CLASSES
 from .noise import GlobalNoise, NoiseSource, PerSampleNoise
-from .sampler import StepHook, StepState, repaint
-from .schedules import JumpSchedule, TimeTable, count_network_calls
+from .sampler import RePaintSampler, Sampler, SamplerState, StepHook, StepState
+from .schedules import JumpSchedule, TimeTable
+from .spaces import PixelSpace, Space
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +38,27 @@ def _as(cls: type, value: Any) -> Any:
 
 
 class RePaintModule(L.LightningModule):
-    """A DDPM (guided-diffusion UNet) that inpaints with RePaint and trains with L_simple (+ λ·L_vlb).
+    """A denoiser in a space, inpainting with RePaint (or another sampler); an ADM UNet also trains here.
+
+    It composes encode → bind → sample → decode → paste: the *denoiser* (network + noise process)
+    binds a batch's conditioning into the sampler's ``model_fn``; the *space* (pixels, or a VAE's
+    latents) encodes the known image and mask and decodes the result.
 
     Args:
-        net: the UNet (preset name and/or guided-diffusion flags).
+        net: the guided-diffusion UNet (preset name and/or flags) of the default ADM denoiser.
         diffusion: the diffusion process the net was trained for, and its respacing for sampling.
+        denoiser: another model family instead of the ADM net (``repaint_pl.denoisers.DiffusersDenoiser``,
+            ``StableDiffusionDenoiser``, …); then ``net``, ``diffusion`` and the classifier are unused.
+        space: ``PixelSpace`` (default) or ``LatentSpace`` (Stable Diffusion's VAE).
+        sampler: ``RePaintSampler`` (default) or another sampler over the same protocol.
         schedule: RePaint time table (default: the paper's jumps, 10 steps × 10, from t_T = all respaced steps).
         classifier: noisy-image classifier for guidance (None: no guidance).
         classifier_scale: guidance scale s (0: no guidance).
         class_label: one class for every image of a class-conditional net (the original's ``cond_y``);
             else the batch's ``y``, else a random class per image from the sample's generator.
         clip_denoised: clip the x0 prediction to [-1, 1].
-        paste_known: paste the known pixels into the result (the original writes the raw sample).
+        paste_known: paste the known pixels into the result (None: the space's default: off in pixels,
+            as the original writes the raw sample; on in latent spaces).
         noise: ``per_sample`` (one generator per sample id) or ``global`` (the original's stream).
         seed: seeds the per-sample generators (``global``: seeds the device's generator at predict start).
         attention: ``einsum`` (the released numerics) or ``sdpa`` (fused attention).
@@ -67,7 +77,7 @@ class RePaintModule(L.LightningModule):
         classifier_scale: float = 0.0,
         class_label: Optional[int] = None,
         clip_denoised: bool = True,
-        paste_known: bool = False,
+        paste_known: Optional[bool] = None,
         noise: Literal["per_sample", "global"] = "per_sample",
         seed: int = 0,
         attention: Attention = "einsum",
@@ -75,6 +85,9 @@ class RePaintModule(L.LightningModule):
         compile: Optional[str] = None,
         lr: float = 1e-4,
         weight_decay: float = 0.0,
+        denoiser: Optional[Denoiser] = None,
+        space: Space = lazy_instance(PixelSpace),
+        sampler: Sampler = lazy_instance(RePaintSampler),
     ):
         super().__init__()
         net, diffusion = _as(UNetConfig, net), _as(DiffusionConfig, diffusion)
@@ -83,6 +96,18 @@ class RePaintModule(L.LightningModule):
             {"net": asdict(net), "diffusion": asdict(diffusion), "lr": lr, "weight_decay": weight_decay}
         )
         self.net_config, self.diffusion_config = net, diffusion
+        self.space, self.sampler = space, sampler
+        self.noise_mode, self.seed = noise, seed
+        self.paste_known = space.paste_by_default if paste_known is None else paste_known
+        self.schedule = schedule
+        self.step_hooks: list[StepHook] = []
+        self._global_noise_seeded = False
+        self.lr, self.weight_decay = lr, weight_decay
+        if denoiser is not None:  # another model family: no ADM net
+            self.denoiser, self.net, self.classifier = denoiser, None, None
+            self.sampling = denoiser.diffusion
+            self.times = schedule.times(self.sampling.num_timesteps)
+            return
         self.net = net.build()
         self.net.set_attention_backend(attention)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -95,15 +120,20 @@ class RePaintModule(L.LightningModule):
             self.classifier.set_attention_backend(attention)
             self.classifier.requires_grad_(False)
         self.classifier_scale, self.class_label = classifier_scale, class_label
-        self.clip_denoised, self.paste_known = clip_denoised, paste_known
-        self.noise_mode, self.seed = noise, seed
-        self.lr, self.weight_decay = lr, weight_decay
+        self.clip_denoised = clip_denoised
         self.sampling = diffusion.build(respaced=True)
         self.training_diffusion = diffusion.build(respaced=False)
-        self.schedule = schedule
         self.times = schedule.times(self.sampling.num_timesteps)
-        self.step_hooks: list[StepHook] = []
-        self._global_noise_seeded = False
+        self.denoiser = ADMDenoiser(
+            self.forward_net,
+            self.sampling,
+            self.net.num_classes,
+            self.classifier,
+            classifier_scale,
+            class_label,
+            clip_denoised,
+            label_range=NUM_CLASSES,
+        )
 
     @staticmethod
     def _check_variance(net: UNetConfig, diffusion: DiffusionConfig) -> None:
@@ -132,27 +162,21 @@ class RePaintModule(L.LightningModule):
 
     @property
     def network_calls_per_image(self) -> int:
-        return count_network_calls(self.times)
+        return self.sampler.network_calls(self.times)
 
     def _noise(self, ids: Tensor, device: torch.device) -> NoiseSource:
         if self.noise_mode == "global":
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                if torch.distributed.get_world_size() > 1:  # every process would draw the same stream
+                    raise ValueError(
+                        f"model.noise='global' draws one stream per process: it cannot run on "
+                        f"{torch.distributed.get_world_size()} processes; use one device or model.noise=per_sample"
+                    )
             if not self._global_noise_seeded:
                 torch.manual_seed(self.seed)
                 self._global_noise_seeded = True
             return GlobalNoise(len(ids), device)
         return PerSampleNoise(self.seed, ids.tolist(), device)
-
-    def _labels(self, y: Optional[Tensor], noise: NoiseSource, batch_size: int, device: torch.device) -> Tensor:
-        """Class per image: ``class_label``, else the batch's ``y``, else random.
-
-        The random draw happens even for unconditional nets, as in the original code, so
-        that the noise stream (class, x_T, step noises…) is the same for every model.
-        """
-        if self.class_label is not None:
-            return torch.full((batch_size,), self.class_label, dtype=torch.long, device=device)
-        if y is not None:
-            return y.to(device=device, dtype=torch.long)
-        return noise.randint(NUM_CLASSES)
 
     def inpaint(
         self,
@@ -162,31 +186,48 @@ class RePaintModule(L.LightningModule):
         y: Optional[Tensor] = None,
         times: Optional[list[int]] = None,
         on_step: Optional[StepHook] = None,
+        *,
+        prompts: Optional[Sequence[str]] = None,
+        negative_prompts: Optional[Sequence[str]] = None,
+        start: Optional[SamplerState] = None,
     ) -> Tensor:
-        """RePaint on a batch; returns the final x_0 in [-1, 1] (float32)."""
+        """Inpaint a batch; returns the final picture in [-1, 1] (float32), pasted if ``paste_known``.
+
+        ``image`` ``[B, C, H, W]`` in [-1, 1]; ``keep_mask`` ``[B, 1|C, H, W]`` (1 = known); ``ids`` seed
+        the samples' generators; ``y`` class labels and ``prompts`` one text per image (optional).
+        ``start`` continues from a saved state (``times``: the rest of the table from the saved level,
+        None: the saved table's rest); the step hooks see states in the sampler's space.
+        """
         noise = self._noise(ids, image.device)
-        labels = self._labels(y, noise, image.shape[0], image.device)
-        d = self.sampling.to(image.device)
-        model_fn = adm_model_fn(self.forward_net, d, labels if self.net.num_classes is not None else None)
-        grad_fn = None
-        if self.classifier is not None and self.classifier_scale > 0:
-            grad_fn = classifier_grad_fn(self.classifier, d, labels, self.classifier_scale)
+        cond = Conditioning(image.shape[0], image.device, y, prompts, negative_prompts)
+        model_fn, grad_fn = self.denoiser.bind(cond, noise)
+        x0, mask = self.space.encode(image.float()), self.space.mask(keep_mask.float())
+        x_start, start_index = None, 0
+        if start is not None:
+            times, x_start, start_index = start.continue_times(times), start.x.to(x0), start.index + 1
+            if start.noise_state is not None:
+                noise.set_state(start.noise_state)
         hooks = [h for h in (*self.step_hooks, on_step) if h is not None]
-        return repaint(
+        z = self.sampler(
             model_fn,
-            image.float(),
-            keep_mask.float(),
+            x0,
+            mask,
             times or self.times,
-            d,
+            self.sampling.to(image.device),
             noise,
             grad_fn=grad_fn,
-            clip_x0=self.clip_denoised,
-            paste_known=self.paste_known,
+            clip_x0=self.denoiser.clip_x0 or False,
+            x_start=x_start,
+            start_index=start_index,
             on_step=(lambda s: [h(s) for h in hooks]) if hooks else None,
         )
+        result = self.space.decode(z)
+        return self.space.paste(result, image.float(), keep_mask.float()) if self.paste_known else result
 
     def sample(self, ids: Tensor, image_size: Optional[int] = None, y: Optional[Tensor] = None) -> Tensor:
         """Unconditional ancestral samples (RePaint with nothing known and no jumps)."""
+        if self.net is None:
+            raise ValueError("sample(): unconditional previews need the ADM net (model.net)")
         size = image_size or self.net.image_size
         blank = torch.zeros(len(ids), self.net.in_channels, size, size, device=self.device)
         plain = list(range(self.sampling.num_timesteps - 1, -2, -1))
@@ -210,8 +251,13 @@ class RePaintModule(L.LightningModule):
             idx = torch.tensor([i for i, t in enumerate(todo) if t], device=batch["image"].device)
             y = batch.get("y")
             start = time.perf_counter()
+            prompts = [batch["prompt"][i] for i in idx.tolist()] if batch.get("prompt") is not None else None
             result = self.inpaint(
-                batch["image"][idx], batch["keep_mask"][idx], batch["id"][idx], y[idx] if y is not None else None
+                batch["image"][idx],
+                batch["keep_mask"][idx],
+                batch["id"][idx],
+                y[idx] if y is not None else None,
+                prompts=prompts,
             )
             if result.is_cuda:
                 torch.cuda.synchronize(result.device)
@@ -251,4 +297,4 @@ class RePaintModule(L.LightningModule):
         return torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
 
-__all__ = ["RePaintModule", "StepState"]
+__all__ = ["RePaintModule", "StepState", "SamplerState"]

@@ -50,11 +50,25 @@ class PerSampleNoise:
         self.batch_size = len(self.generators)
 
     def randn(self, shape: Sequence[int]) -> Tensor:
-        return torch.stack([torch.randn(tuple(shape), generator=g, device=self.device) for g in self.generators])
+        draws = [
+            torch.randn(tuple(shape), generator=g, device=self.device, dtype=torch.float32)
+            for g in self.generators
+        ]
+        return torch.stack(draws)
 
     def randint(self, high: int) -> Tensor:
         draws = [torch.randint(0, high, (1,), generator=g, device=self.device) for g in self.generators]
         return torch.cat(draws)
+
+    def get_state(self) -> list[Tensor]:
+        """Each sample's generator state (to continue its stream later)."""
+        return [g.get_state() for g in self.generators]
+
+    def set_state(self, states: Sequence[Tensor]) -> None:
+        if len(states) != len(self.generators):
+            raise ValueError(f"{len(states)} saved generator states for {len(self.generators)} samples")
+        for g, s in zip(self.generators, states):
+            g.set_state(s)
 
 
 class GlobalNoise:
@@ -64,7 +78,13 @@ class GlobalNoise:
         self.batch_size, self.device = batch_size, torch.device(device)
 
     def randn(self, shape: Sequence[int]) -> Tensor:
-        return torch.randn((self.batch_size, *shape), device=self.device)
+        return torch.randn((self.batch_size, *shape), device=self.device, dtype=torch.float32)
 
     def randint(self, high: int) -> Tensor:
         return torch.randint(0, high, (self.batch_size,), device=self.device)
+
+    def get_state(self) -> list[Tensor]:
+        raise ValueError("noise: global has no per-sample state to save; use noise: per_sample to branch")
+
+    def set_state(self, states: Sequence[Tensor]) -> None:
+        raise ValueError("noise: global cannot continue a saved state; use noise: per_sample")

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from .diffusion import Diffusion, forward_jump, p_mean_variance, q_sample
 from .noise import NoiseSource
+from .schedules import count_network_calls
 
 ModelFn = Callable[[Tensor, Tensor], Tensor]
 GradFn = Callable[[Tensor, Tensor], Tensor]
@@ -38,6 +39,7 @@ class StepState:
     t_to: int
     x: Tensor  # x_{t_to}
     x0_pred: Optional[Tensor]  # the latest x0 prediction
+    noise: Optional[NoiseSource] = None  # the run's noise source (``get_state()`` to save a branch point)
 
 
 class StepHook(Protocol):
@@ -110,5 +112,62 @@ def repaint(
         else:
             x = forward_jump(d, x, t_table[i + 1], noise.randn(shape))
         if on_step is not None:
-            on_step(StepState(i, t_from, t_to, x, x0_pred))
+            on_step(StepState(i, t_from, t_to, x, x0_pred, noise))
     return keep_mask * x0 + (1 - keep_mask) * x if paste_known else x
+
+
+@dataclass
+class SamplerState:
+    """A saved point of a run: the state after transition ``index`` of ``times`` (to branch or continue from).
+
+    ``x`` is x_{times[index+1]} in the sampler's space; ``noise_state`` the samples' generator states
+    (None: draw the rest from fresh generators, e.g. another seed).
+    """
+
+    index: int
+    times: list[int]
+    x: Tensor
+    x0_pred: Optional[Tensor] = None
+    noise_state: Optional[list[Tensor]] = None
+
+    @property
+    def t(self) -> int:
+        """The noise level of ``x`` (respaced index; -1 = finished)."""
+        return self.times[self.index + 1]
+
+    def continue_times(self, tail: Optional[Sequence[int]] = None) -> list[int]:
+        """The saved table up to this state, then ``tail`` (a table starting at ``self.t``; None: the saved rest)."""
+        if tail is None:
+            return list(self.times)
+        tail = list(tail)
+        if not tail or tail[0] != self.t:
+            raise ValueError(f"a branch's time table must start at the saved level t={self.t}, not {tail[:1]}")
+        return list(self.times[: self.index + 2]) + tail[1:]
+
+
+class Sampler:
+    """Base of the samplers: called with ``repaint``'s signature; ``network_calls(times)`` is its cost."""
+
+    def __call__(
+        self,
+        model_fn: ModelFn,
+        x0: Tensor,
+        keep_mask: Tensor,
+        times: Sequence[int],
+        diffusion: Diffusion,
+        noise: NoiseSource,
+        **kwargs,
+    ) -> Tensor:
+        raise NotImplementedError
+
+    def network_calls(self, times: Sequence[int]) -> int:
+        return count_network_calls(times)
+
+
+class RePaintSampler(Sampler):
+    """RePaint (Lugmayr et al.): inject the known region in x_t at every reverse step, jump back by the table."""
+
+    def __call__(self, model_fn: ModelFn, x0: Tensor, keep_mask: Tensor, times: Sequence[int], diffusion: Diffusion,
+                 noise: NoiseSource, **kwargs) -> Tensor:
+        return repaint(model_fn, x0, keep_mask, times, diffusion, noise, **kwargs)
+
