@@ -107,13 +107,83 @@ def _checkpoint_config(ckpt: str, trust: bool = False) -> Optional[str]:
     return yaml.safe_dump({"model": model}) if model else None
 
 
+# Short flags for the knobs everyone turns: name -> (long argument, or a function of the value and argv).
+IMAGE_FOLDER = "repaint_pl.datamodules.ImageFolderDataModule"
+
+
+def _short_images(value: str, argv: list[str]) -> list[str]:
+    return [f"--data={IMAGE_FOLDER}", f"--data.image_path={value}"]
+
+
+def _short_mask(value: str, argv: list[str]) -> list[str]:
+    pairing = "name" if os.path.isdir(os.path.expanduser(value)) else "sorted"
+    return [f"--data.mask_path={value}", f"--data.pair_masks={pairing}"]
+
+
+def _short_masks(value: str, argv: list[str]) -> list[str]:
+    kinds = [k.strip() for k in value.split(",") if k.strip()]
+    return [f"--data.mask_types=[{','.join(kinds)}]"]
+
+
+def _short_steps(value: str, argv: list[str]) -> list[str]:
+    if _option(argv, "--pretrained"):
+        return [f"--model.denoiser.init_args.steps={value}"]
+    return [f"--model.diffusion.timestep_respacing={value}"]
+
+
+SHORT_FLAGS: dict[str, Any] = {
+    "--images": _short_images,
+    "--mask": _short_mask,
+    "--masks": _short_masks,
+    "--steps": _short_steps,
+    "--image_size": "--data.image_size",
+    "--jump_length": "--model.schedule.init_args.jump_length",
+    "--jump_n_sample": "--model.schedule.init_args.jump_n_sample",
+    "--out": "--writer.out_dir",
+    "--prompt": "--model.denoiser.init_args.prompt",
+    "--negative_prompt": "--model.denoiser.init_args.negative_prompt",
+    "--guidance_scale": "--model.denoiser.init_args.guidance_scale",
+}
+
+
+def expand_short_flags(argv: list[str]) -> list[str]:
+    """``--images DIR --masks thick,nn2 --steps 50 --out OUT`` -> the LightningCLI arguments they stand for.
+
+    ``--images`` (a folder or one picture) comes first so that the data class precedes its arguments.
+    """
+    out, first, i = [], [], 0
+    while i < len(argv):
+        key, eq, value = argv[i].partition("=")
+        if key not in SHORT_FLAGS:
+            out.append(argv[i])
+            i += 1
+            continue
+        if not eq and i + 1 >= len(argv):
+            raise ValueError(f"{key}: missing value")
+        value, i = (value, i + 1) if eq else (argv[i + 1], i + 2)
+        target = SHORT_FLAGS[key]
+        expanded = target(value, argv) if callable(target) else [f"{target}={value}"]
+        (first if key == "--images" else out).extend(expanded)
+    return first + out
+
+
+def _pretrained_front(argv: list[str]) -> list[str]:
+    """The model config that ``--pretrained PATH`` (a diffusers folder, or a file with ``--config_dir``) stands for."""
+    from .pretrained import pretrained_config
+
+    path = _option(argv, "--pretrained")
+    if not path:
+        return []
+    return ["--config", yaml.safe_dump({"model": pretrained_config(path, _option(argv, "--config_dir"))})]
+
+
 def prepare_eval_argv(argv: list[str]) -> list[str]:
-    """Resolve shorthands, and put the configs implied by ``--repaint_conf`` and ``--ckpt`` first
-    (an original conf's model_path/classifier_path become ``--ckpt``/``--classifier_ckpt`` unless given),
+    """Resolve shorthands, and put the configs implied by ``--repaint_conf``, ``--ckpt`` and ``--pretrained``
+    first (an original conf's model_path/classifier_path become ``--ckpt``/``--classifier_ckpt`` unless given),
     so that every explicit argument overrides them."""
-    argv = expand_aliases(list(argv))
+    argv = expand_short_flags(expand_aliases(list(argv)))
     repaint_conf, ckpt = _option(argv, "--repaint_conf"), _option(argv, "--ckpt")
-    front: list[str] = []
+    front: list[str] = _pretrained_front(argv)
     if ckpt:  # the command line's --ckpt wins over a config file's ``ckpt:``, wherever --config stands
         argv = argv + ["--ckpt", ckpt]
     if repaint_conf:
@@ -170,6 +240,19 @@ class RePaintCLI(LightningCLI):
             "only for files from a source you trust); by default only tensors and plain containers are read",
         )
         parser.add_argument(
+            "--pretrained",
+            type=Optional[str],
+            default=None,
+            help="a diffusers model: a local folder (pixel DDPM such as google/ddpm-ema-celebahq-256, or a Stable "
+            "Diffusion pipeline) or a single .safetensors file with --config_dir; recognised from its files",
+        )
+        parser.add_argument(
+            "--config_dir",
+            type=Optional[str],
+            default=None,
+            help="the pipeline config folder (no weights needed) for a single-file --pretrained checkpoint",
+        )
+        parser.add_argument(
             "--repaint_conf",
             type=Optional[str],
             default=None,
@@ -180,9 +263,8 @@ class RePaintCLI(LightningCLI):
         parser.add_lightning_class_args(InpaintMetrics, "metrics")
 
 
-def eval_main(args: Optional[list[str]] = None) -> RePaintCLI:
-    """``eval.py``: RePaint every input of the datamodule and write the pictures."""
-    argv = prepare_eval_argv(sys.argv[1:] if args is None else args)
+def eval_cli(argv: list[str]) -> RePaintCLI:
+    """The eval command line, instantiated (model with its weights, data, trainer), nothing run yet."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
         cli = RePaintCLI(
@@ -196,6 +278,28 @@ def eval_main(args: Optional[list[str]] = None) -> RePaintCLI:
             seed_everything_default=0,
         )
     load_checkpoints(cli.model, cli.config["ckpt"], cli.config["classifier_ckpt"], cli.config["trust_checkpoint"])
+    return cli
+
+
+def load_model(args: Optional[list[str]] = None, default_data: str = "configs/demo/texture.yaml") -> RePaintCLI:
+    """A ready model from eval.py's model flags (``--ckpt``, ``--pretrained``, ``--config`` …), in eval mode.
+
+    Without any model flag: the shipped texture model (``default_data``'s config).  Returns the
+    instantiated CLI: ``.model`` (weights loaded), ``.datamodule`` (examples), ``.config``.
+    """
+    argv = list(args or [])
+    if not any(_option(argv, k) for k in ("--ckpt", "--pretrained", "--config", "--repaint_conf")):
+        argv = ["--config", os.path.join(os.path.dirname(REPO_CONFIGS), default_data)] + argv
+    if not _option(argv, "--data") and not _option(argv, "--images") and _option(argv, "--config") is None:
+        argv += ["--data=repaint_pl.datamodules.TextureDataModule"]
+    cli = eval_cli(prepare_eval_argv(argv))
+    cli.model.eval()
+    return cli
+
+
+def eval_main(args: Optional[list[str]] = None) -> RePaintCLI:
+    """``eval.py``: RePaint every input of the datamodule and write the pictures."""
+    cli = eval_cli(prepare_eval_argv(sys.argv[1:] if args is None else args))
     if cli.trainer.is_global_zero:
         out_dir = cli.config["writer"]["out_dir"]
         os.makedirs(out_dir, exist_ok=True)
