@@ -43,6 +43,10 @@ _REQUIRED = [
 ]
 
 
+# data.eval entry keys that change the pictures when true, with the original's default when absent
+_ENTRY_REFUSED = [("random_crop", False), ("random_flip", True), ("class_cond", False)]
+
+
 class RepaintConfError(ValueError):
     """An original conf this project cannot run as it is; one line naming the file and key."""
 
@@ -68,10 +72,29 @@ def _eval_entry(conf: dict[str, Any], path: str) -> dict[str, Any]:
     for key in ("gt_path", "mask_path", "paths"):
         if key not in entry:
             raise RepaintConfError(f"{path}: data.eval.{next(iter(entries))}.{key} is missing")
-    for key in ("random_crop", "random_flip"):
-        if entry.get(key):
-            raise RepaintConfError(f"{path}: data.eval entry has {key}: true, which this project does not reproduce")
+    _check_entry(entry, f"{path}: data.eval.{next(iter(entries))}")
     return entry
+
+
+def _check_entry(entry: dict[str, Any], where: str) -> None:
+    """Refuse loader settings of the original (``load_data_inpa``) that change which pictures come out.
+
+    Its defaults differ from the released confs: ``random_flip`` is True and ``drop_last``
+    is True when the keys are absent, so they count as set when missing.
+    """
+    for key, default in _ENTRY_REFUSED:
+        if entry.get(key, default):
+            shown = "" if key in entry else " (the original's default when the key is absent)"
+            raise RepaintConfError(f"{where}.{key} is true{shown}, which this project does not reproduce")
+    if not entry.get("mask_loader"):
+        raise RepaintConfError(f"{where}.mask_loader must be true (the original runs nothing else)")
+    batch, max_len = int(entry.get("batch_size") or 1), entry.get("max_len")
+    partial = batch > 1 and (max_len is None or int(max_len) % batch != 0)
+    if entry.get("drop_last", True) and partial:
+        raise RepaintConfError(
+            f"{where}.drop_last is true (the original's default when absent): the original skips a last "
+            f"incomplete batch of {batch}, which this project does not reproduce; set drop_last: false"
+        )
 
 
 def _check_supported(conf: dict[str, Any], path: str) -> None:
@@ -92,6 +115,7 @@ def _net(conf: dict[str, Any]) -> dict[str, Any]:
 def _diffusion(conf: dict[str, Any]) -> dict[str, Any]:
     d = {ours: conf[theirs] for theirs, ours in _DIFFUSION_FLAGS.items() if conf.get(theirs) is not None}
     d["timestep_respacing"] = str(conf.get("timestep_respacing") or "")
+    # the original's create_model_and_diffusion never passes sigma_small on: fixed_large whatever it says
     d["variance"] = "learned_range" if conf.get("learn_sigma") else "fixed_large"
     return d
 

@@ -226,6 +226,7 @@ def profile_jump_counts(
     1 = a ramp that reaches zero at one end) and round so the total number of
     jumps, hence of network calls, equals the uniform schedule's.
     """
+    _check_strength(strength)
     points = sorted(_jump_counts(t_T, jump_length, jump_n_sample))
     total = (jump_n_sample - 1) * len(points)
     if profile == "uniform" or not points:
@@ -236,6 +237,12 @@ def profile_jump_counts(
     ramp = pos if profile == "early" else 1 - pos
     weights = (1 - strength) + strength * ramp / ramp.mean()
     return dict(zip(points, _round_to_total(weights * total / weights.sum(), total)))
+
+
+def _check_strength(strength: float) -> None:
+    """Outside [0, 1] the ramp's weights turn negative and the schedule costs more than promised."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"schedule.strength={strength} must lie in [0, 1] (0 = uniform, 1 = full ramp)")
 
 
 def _round_to_total(values: np.ndarray, total: int) -> list[int]:
@@ -354,6 +361,7 @@ class ProfileSchedule(TimeTable):
         profile: Literal["uniform", "early", "late"] = "early",
         strength: float = 1.0,
     ):
+        _check_strength(strength)
         self.t_T, self.jump_length, self.jump_n_sample = t_T, jump_length, jump_n_sample
         self.profile, self.strength = profile, strength
 

@@ -116,6 +116,7 @@ def original_conf(tmp, folders, ckpt, **extra):
                     "image_size": 32,
                     "batch_size": 2,
                     "max_len": 2,
+                    "random_flip": False,  # the original flips at random when the key is absent
                     "paths": {k: os.path.join(tmp, "log", k) for k in ("srs", "lrs", "gts", "gt_keep_masks")},
                 }
             }
