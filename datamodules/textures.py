@@ -8,15 +8,16 @@ nothing is downloaded.  A folder of texture images (e.g. DTD) works the same way
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import lightning as L
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from repaint_pl.masks import PAPER_MASK_TYPES
+from repaint_pl.noise import sample_seed
 
 from .folders import InpaintItems, sample_id
 from .images import ImageFileError, list_images, open_rgb
@@ -54,7 +55,11 @@ def split_held_out(texture: torch.Tensor, held_out: float, crop_size: int) -> tu
 
 
 class RandomCrops(Dataset):
-    """``length`` random crops (with random flips / 90° rotations) from a list of textures."""
+    """Random crops (with random flips / 90° rotations) from a list of textures; ``length`` per epoch.
+
+    Item ``k`` is a function of ``(seed, k)`` only (its own generator), for any integer ``k``:
+    ``CropStream`` hands every process and epoch its own range of ``k``.
+    """
 
     def __init__(
         self,
@@ -64,26 +69,45 @@ class RandomCrops(Dataset):
         hflip: bool = True,
         vflip: bool = True,
         rot90: bool = False,
+        seed: int = 0,
     ):
         self.textures, self.crop_size, self.length = list(textures), crop_size, length
-        self.hflip, self.vflip, self.rot90 = hflip, vflip, rot90
+        self.hflip, self.vflip, self.rot90, self.seed = hflip, vflip, rot90, seed
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        # torch's global generator: seeded per run and per DataLoader worker by Lightning/PyTorch
-        t = self.textures[int(torch.randint(len(self.textures), ()))]
-        y = int(torch.randint(t.shape[-2] - self.crop_size + 1, ()))
-        x = int(torch.randint(t.shape[-1] - self.crop_size + 1, ()))
+    def __getitem__(self, k: int) -> dict[str, Any]:
+        g = torch.Generator().manual_seed(sample_seed(self.seed, int(k)))
+
+        def draw(high: int) -> int:
+            return int(torch.randint(high, (), generator=g))
+
+        t = self.textures[draw(len(self.textures))]
+        y, x = draw(t.shape[-2] - self.crop_size + 1), draw(t.shape[-1] - self.crop_size + 1)
         crop = t[..., y : y + self.crop_size, x : x + self.crop_size]
-        if self.hflip and torch.rand(()) < 0.5:
+        flips = (draw(2), draw(2), draw(4))  # always drawn: the crop of k does not depend on the options
+        if self.hflip and flips[0]:
             crop = crop.flip(-1)
-        if self.vflip and torch.rand(()) < 0.5:
+        if self.vflip and flips[1]:
             crop = crop.flip(-2)
         if self.rot90:
-            crop = torch.rot90(crop, int(torch.randint(4, ())), dims=(-2, -1))
+            crop = torch.rot90(crop, flips[2], dims=(-2, -1))
         return {"image": crop.contiguous()}
+
+
+class CropStream(DistributedSampler):
+    """Indices for ``RandomCrops``: process ``rank`` of ``num_replicas`` draws, in epoch ``e``, the items
+    ``(e·num_replicas + rank)·n + j`` for j < n (n = length / num_replicas): other crops on every process and in
+    every epoch, the same ones again for the same (seed, rank, epoch).  A ``DistributedSampler``, so that Lightning
+    keeps it under DDP and sets its epoch."""
+
+    def __init__(self, dataset: RandomCrops, num_replicas: int = 1, rank: int = 0):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=True)
+
+    def __iter__(self) -> Iterator[int]:
+        first = (self.epoch * self.num_replicas + self.rank) * self.num_samples
+        return iter(range(first, first + self.num_samples))
 
 
 def held_out_crops(part: torch.Tensor, crop_size: int, n: int) -> list[torch.Tensor]:
@@ -110,6 +134,8 @@ class TextureDataModule(L.LightningDataModule):
         eval_crops: held-out crops per texture for evaluation.
         mask_types: mask types of the evaluation (``repaint_pl.masks``).
         mask_seed: seeds the generated masks.
+        seed: seeds the training crops (None: the run's ``seed_everything``); crops also differ per process
+            and epoch (``CropStream``).
         batch_size, num_workers: DataLoader settings (training and prediction).
     """
 
@@ -129,6 +155,7 @@ class TextureDataModule(L.LightningDataModule):
         eval_crops: int = 2,
         mask_types: Sequence[str] = PAPER_MASK_TYPES,
         mask_seed: int = 0,
+        seed: Optional[int] = None,
         batch_size: int = 16,
         num_workers: int = 0,
     ):
@@ -139,7 +166,7 @@ class TextureDataModule(L.LightningDataModule):
         self.eval_size = eval_size or crop_size
         self.channels, self.hflip, self.vflip, self.rot90 = channels, hflip, vflip, rot90
         self.held_out, self.epoch_length, self.eval_crops = held_out, epoch_length, eval_crops
-        self.mask_types, self.mask_seed = list(mask_types), mask_seed
+        self.mask_types, self.mask_seed, self.seed = list(mask_types), mask_seed, seed
         self.batch_size, self.num_workers = batch_size, num_workers
         self.parts: Optional[list[tuple[str, torch.Tensor, torch.Tensor]]] = None
 
@@ -167,16 +194,28 @@ class TextureDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         crops = RandomCrops(
-            [train for _, train, _ in self.parts], self.crop_size, self.epoch_length, self.hflip, self.vflip, self.rot90
+            [train for _, train, _ in self.parts],
+            self.crop_size,
+            self.epoch_length,
+            self.hflip,
+            self.vflip,
+            self.rot90,
+            seed=self.run_seed(),
         )
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         return DataLoader(
             crops,
             batch_size=self.batch_size,
-            shuffle=False,
+            sampler=CropStream(crops, world, rank),
             num_workers=self.num_workers,
             drop_last=True,
             persistent_workers=self.num_workers > 0,
         )
+
+    def run_seed(self) -> int:
+        """Seed of the training crops: ``seed``, else the run's ``seed_everything`` (0 when none)."""
+        return self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
 
     def val_dataloader(self) -> DataLoader:
         """Held-out crops of the training size (for the validation loss and previews during training)."""

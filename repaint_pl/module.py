@@ -24,7 +24,7 @@ from .diffusion import DiffusionConfig, q_sample, training_losses
 from .nets import ClassifierConfig, UNetConfig, load_weights
 from .nets.adm import Attention
 from .nets.presets import NUM_CLASSES
-from .noise import GlobalNoise, NoiseSource, PerSampleNoise
+from .noise import GlobalNoise, NoiseSource, PerSampleNoise, sample_seed
 from .sampler import RePaintSampler, Sampler, SamplerState, StepHook, StepState
 from .schedules import JumpSchedule, TimeTable
 from .spaces import PixelSpace, Space
@@ -270,18 +270,39 @@ class RePaintModule(L.LightningModule):
     # ------------------------------------------------------------------ training
 
     def diffusion_losses(self, batch: dict[str, Any], generator: Optional[torch.Generator] = None) -> dict[str, Tensor]:
-        """Per-sample losses at random timesteps t ~ U{0..T-1} with random ε (from ``generator`` if given)."""
-        x0 = batch["image"]
+        """Per-sample losses at random timesteps t ~ U{0..T-1} with random ε (from ``generator`` if given).
+
+        The loss math runs in float32 whatever the trainer's precision (the network in its own).
+        """
+        x0 = batch["image"].float()
         d = self.training_diffusion.to(x0.device)
-        t = torch.randint(0, d.num_timesteps, (x0.shape[0],), device=x0.device, generator=generator)
-        noise = torch.randn(x0.shape, device=x0.device, generator=generator)
+        t, noise = self.draw_training_noise(x0, d.num_timesteps, generator)
         x_t = q_sample(d, x0, t, noise)
         y = batch.get("y") if self.net.num_classes is not None else None
-        out = self.forward_net(x_t, d.model_time(t), y)
+        out = self.forward_net(x_t, d.model_time(t), y).float()
         return training_losses(d, out, x0, x_t, t, noise)
 
+    @staticmethod
+    def draw_training_noise(
+        x0: Tensor, num_timesteps: int, generator: Optional[torch.Generator] = None
+    ) -> tuple[Tensor, Tensor]:
+        """(t ``[B]`` uniform in {0..T-1}, ε ``[B, C, H, W]`` float32 standard normal) for a batch x0."""
+        t = torch.randint(0, num_timesteps, (x0.shape[0],), device=x0.device, generator=generator)
+        noise = torch.randn(x0.shape, device=x0.device, generator=generator, dtype=torch.float32)
+        return t, noise
+
+    def training_generator(self, batch_idx: int) -> torch.Generator:
+        """The generator of t and ε for this process and optimizer step: seeded from (seed, rank, global step,
+        micro-batch within gradient accumulation), so that every process draws its own numbers and a resumed
+        run draws what an uninterrupted one would at the same step."""
+        trainer = self._trainer
+        rank, step = (trainer.global_rank, trainer.global_step) if trainer is not None else (0, 0)
+        micro = batch_idx % trainer.accumulate_grad_batches if trainer is not None else 0
+        seed = sample_seed(sample_seed(sample_seed(self.seed, rank), step), micro)
+        return torch.Generator(self.device).manual_seed(seed)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        losses = self.diffusion_losses(batch)
+        losses = self.diffusion_losses(batch, self.training_generator(batch_idx))
         self.log_dict(
             {f"train/{k}": v.mean() for k, v in losses.items()}, prog_bar=True, batch_size=len(batch["image"])
         )

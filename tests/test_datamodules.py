@@ -69,7 +69,8 @@ def test_mask_type_codes_are_distinct():
 def test_adding_a_mask_type_keeps_the_other_ids_and_masks(tmp_path):
     gts, _ = write_folder_pair(str(tmp_path))
     before = {g["name"]: g for g in items(ImageFolderDataModule(gts, image_size=32, mask_types=["thick"]))}
-    after = {g["name"]: g for g in items(ImageFolderDataModule(gts, image_size=32, mask_types=["nn2", "thick", "thin"]))}
+    more = ImageFolderDataModule(gts, image_size=32, mask_types=["nn2", "thick", "thin"])
+    after = {g["name"]: g for g in items(more)}
     assert len(after) == 9 and set(before) < set(after)
     for name, g in before.items():
         assert after[name]["id"] == g["id"] and torch.equal(after[name]["keep_mask"], g["keep_mask"])

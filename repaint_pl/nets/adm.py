@@ -28,9 +28,12 @@ def sinusoid_freqs(dim: int, max_period: int = 10000) -> Tensor:
 
 
 def timestep_embedding(timesteps: Tensor, dim: int, freqs: Optional[Tensor] = None) -> Tensor:
-    """Sinusoidal embedding ``[N, dim]`` of (possibly fractional) timesteps ``[N]``: (cos, sin) halves."""
+    """Sinusoidal embedding ``[N, dim]`` (float32) of (possibly fractional) timesteps ``[N]``: (cos, sin) halves.
+
+    Computed in float32 whatever the network's precision: in bfloat16, t·f for t near 1000 would be
+    off by several radians."""
     freqs = sinusoid_freqs(dim).to(timesteps.device) if freqs is None else freqs
-    args = timesteps[:, None].float() * freqs[None]
+    args = timesteps[:, None].float() * freqs[None].float()
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
     return F.pad(emb, (0, 1)) if dim % 2 else emb
 
@@ -39,7 +42,8 @@ class GroupNorm32(nn.GroupNorm):
     """GroupNorm computed in float32 whatever the input dtype."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.float()).type(x.dtype)
+        weight, bias = (p.float() if p is not None else None for p in (self.weight, self.bias))
+        return F.group_norm(x.float(), self.num_groups, weight, bias, self.eps).type(x.dtype)
 
 
 def norm(channels: int) -> GroupNorm32:
@@ -240,6 +244,7 @@ class _Encoder(nn.Module):
         """Create time_embed, input_blocks and middle_block; return the skip channels."""
         emb_dim = model_channels * 4
         self.model_channels = model_channels
+        # float32 whatever the module is cast to (see _apply)
         self.register_buffer("time_freqs", sinusoid_freqs(model_channels), persistent=False)
         self.time_embed = nn.Sequential(nn.Linear(model_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         ch = int(channel_mult[0] * model_channels)
@@ -263,6 +268,22 @@ class _Encoder(nn.Module):
         self.middle_block = EmbedSequential(ResBlock(ch, **block), AttentionBlock(ch, **attn), ResBlock(ch, **block))
         self._torso_channels, self._torso_ds = ch, ds
         return skips
+
+    def _apply(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """``.to(dtype)``/``.half()``/… as usual, but the timestep frequencies stay float32 (true-precision modes)."""
+        super()._apply(fn, *args, **kwargs)
+        self.time_freqs = sinusoid_freqs(self.model_channels).to(self.time_freqs.device)
+        return self
+
+    def _embed_time(self, timesteps: Tensor) -> Tensor:
+        """The timestep embedding (float32 sinusoids) through ``time_embed`` in that layer's precision."""
+        emb = timestep_embedding(timesteps, self.model_channels, self.time_freqs)
+        return self.time_embed(emb.to(self.time_embed[0].weight.dtype))
+
+    @property
+    def torso_dtype(self) -> torch.dtype:
+        """Precision of the torso's convolutions (float16 with use_fp16; the module's dtype in true-precision modes)."""
+        return self.input_blocks[0][0].weight.dtype
 
     def set_attention_backend(self, backend: Attention) -> None:
         for m in self.modules():
@@ -333,29 +354,27 @@ class UNetModel(_Encoder):
                 self.output_blocks.append(EmbedSequential(*layers))
         first_ch = int(channel_mult[0] * model_channels)
         self.out = nn.Sequential(norm(ch), nn.SiLU(), zeroed(nn.Conv2d(first_ch, out_channels, 3, padding=1)))
-        self.dtype = torch.float32
         if use_fp16:
             self.convert_to_fp16()
 
     def convert_to_fp16(self) -> None:
         for part in (self.input_blocks, self.middle_block, self.output_blocks):
             _to_half(part)
-        self.dtype = torch.float16
 
     def forward(self, x: Tensor, timesteps: Tensor, y: Optional[Tensor] = None) -> Tensor:
-        emb = self.time_embed(timestep_embedding(timesteps, self.model_channels, self.time_freqs))
+        emb = self._embed_time(timesteps)
         if self.num_classes is not None:
             if y is None or y.shape != (x.shape[0],):
                 raise ValueError("this UNet is class-conditional: pass one class label per image (y of shape [N])")
             emb = emb + self.label_emb(y)
-        h, skips = x.type(self.dtype), []
+        h, skips = x.type(self.torso_dtype), []
         for block in self.input_blocks:
             h = block(h, emb)
             skips.append(h)
         h = self.middle_block(h, emb)
         for block in self.output_blocks:
             h = block(torch.cat([h, skips.pop()], dim=1), emb)
-        return self.out(h.type(x.dtype))
+        return self.out(h.type(self.out[-1].weight.dtype))
 
 
 class EncoderUNetModel(_Encoder):
@@ -405,18 +424,16 @@ class EncoderUNetModel(_Encoder):
         else:
             raise ValueError(f"classifier_pool: {pool!r} is not supported (use 'adaptive' or 'attention')")
         self.out = nn.Sequential(norm(ch), nn.SiLU(), *head)
-        self.dtype = torch.float32
         if use_fp16:
             self.convert_to_fp16()
 
     def convert_to_fp16(self) -> None:
         for part in (self.input_blocks, self.middle_block):
             _to_half(part)
-        self.dtype = torch.float16
 
     def forward(self, x: Tensor, timesteps: Tensor) -> Tensor:
-        emb = self.time_embed(timestep_embedding(timesteps, self.model_channels, self.time_freqs))
-        h = x.type(self.dtype)
+        emb = self._embed_time(timesteps)
+        h = x.type(self.torso_dtype)
         for block in self.input_blocks:
             h = block(h, emb)
-        return self.out(self.middle_block(h, emb).type(x.dtype))
+        return self.out(self.middle_block(h, emb).type(self.time_embed[0].weight.dtype))

@@ -1,0 +1,150 @@
+"""Training randomness: every process and every step draws its own crops, t and ε; a resumed run draws
+what an uninterrupted one draws at the same step; ``noise: global`` refuses several processes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from repaint_pl.datamodules.textures import CropStream, RandomCrops
+from repaint_pl.module import RePaintModule
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Runs train.py's entry point with a recorder around the training step and the draw of (t, ε); each
+# process writes what it saw to <out>/records_<rank>.json.
+RECORDING_SCRIPT = """
+import json, os, sys
+from repaint_pl.cli import train_main
+from repaint_pl.module import RePaintModule
+
+records, draws = [], []
+step, draw = RePaintModule.training_step, RePaintModule.draw_training_noise
+
+def recording_step(self, batch, batch_idx):
+    records.append({"step": self.trainer.global_step, "crops": batch["image"].flatten(1).sum(1).tolist()})
+    return step(self, batch, batch_idx)
+
+def recording_draw(x0, num_timesteps, generator=None):
+    t, noise = draw(x0, num_timesteps, generator)
+    draws.append({"t": t.tolist(), "eps": noise.flatten(1)[:, :4].tolist()})
+    return t, noise
+
+RePaintModule.training_step = recording_step
+RePaintModule.draw_training_noise = staticmethod(recording_draw)
+out = sys.argv[1]
+cli = train_main(sys.argv[2:])
+with open(os.path.join(out, f"records_{cli.trainer.global_rank}.json"), "w") as f:
+    json.dump([dict(r, **d) for r, d in zip(records, draws)], f)
+"""
+
+
+def train_args(root, steps, *extra):
+    return [
+        "--config",
+        os.path.join(ROOT, "configs", "train", "texture.yaml"),
+        "--model.net.preset",
+        "tiny",
+        "--model.net.in_channels",
+        "1",
+        "--model.net.num_channels",
+        "32",
+        "--model.diffusion.timestep_respacing",
+        "10",
+        "--model.channels_last",
+        "false",
+        "--data.init_args.crop_size",
+        "16",
+        "--data.init_args.batch_size",
+        "4",
+        "--data.init_args.epoch_length",
+        "8",
+        "--trainer.max_steps",
+        str(steps),
+        "--trainer.default_root_dir",
+        root,
+        "--trainer.logger",
+        "false",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+        "--trainer.limit_val_batches",
+        "0",
+        "--trainer.callbacks",
+        "[{class_path: lightning.pytorch.callbacks.ModelCheckpoint, "
+        f"init_args: {{dirpath: {os.path.join(root, 'ckpt')}, save_last: true, every_n_train_steps: 2}}}}]",
+        *extra,
+    ]
+
+
+def record(root, steps, *extra, devices=1):
+    """Run the recording script; returns {rank: [record per training step]}."""
+    os.makedirs(root, exist_ok=True)
+    script = os.path.join(root, "record.py")
+    with open(script, "w") as f:
+        f.write(RECORDING_SCRIPT)
+    ddp = ["--trainer.devices", str(devices), "--trainer.accelerator", "cpu"]
+    if devices > 1:
+        ddp += ["--trainer.strategy", "ddp"]
+    proc = subprocess.run(
+        [sys.executable, script, root, *train_args(root, steps, *ddp, *extra)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {r: json.load(open(os.path.join(root, f"records_{r}.json"))) for r in range(devices)}
+
+
+@pytest.mark.slow
+def test_two_processes_train_on_different_crops_and_timesteps(tmp_path):
+    ranks = record(str(tmp_path), 1, devices=2)
+    (a,), (b,) = ranks[0], ranks[1]
+    assert a["step"] == b["step"] == 0
+    assert a["t"] != b["t"] and a["eps"] != b["eps"]
+    assert set(a["crops"]).isdisjoint(b["crops"])  # no crop of one process is a crop of the other
+
+
+@pytest.mark.slow
+def test_a_resumed_run_draws_what_an_uninterrupted_one_draws(tmp_path):
+    whole = record(str(tmp_path / "whole"), 4)[0]
+    part = str(tmp_path / "part")
+    first = record(part, 2)[0]
+    resumed = record(part, 4, "--ckpt_path", os.path.join(part, "ckpt", "last.ckpt"))[0]
+    assert [r["step"] for r in whole] == [0, 1, 2, 3] and [r["step"] for r in resumed] == [2, 3]
+    assert first + resumed == whole  # the same t, ε and crops at every step
+    assert whole[0]["t"] != whole[1]["t"] and whole[0]["crops"] != whole[2]["crops"]  # new draws every step, epoch
+
+
+def test_crops_are_a_function_of_seed_and_index():
+    textures = [torch.arange(40 * 40, dtype=torch.float32).reshape(1, 40, 40)]
+    crops = RandomCrops(textures, 8, 16, seed=3)
+    assert torch.equal(crops[5]["image"], RandomCrops(textures, 8, 16, seed=3)[5]["image"])
+    assert not torch.equal(crops[5]["image"], crops[6]["image"])
+    assert not torch.equal(crops[5]["image"], RandomCrops(textures, 8, 16, seed=4)[5]["image"])
+
+
+def test_crop_stream_gives_every_process_and_epoch_its_own_indices():
+    crops = RandomCrops([torch.zeros(1, 8, 8)], 4, 6)
+    seen = []
+    for epoch in range(3):
+        for rank in range(2):
+            stream = CropStream(crops, num_replicas=2, rank=rank)
+            stream.set_epoch(epoch)
+            indices = list(stream)
+            assert len(indices) == len(stream) == 3
+            seen += indices
+    assert len(set(seen)) == len(seen)
+
+
+def test_global_noise_refuses_several_processes(monkeypatch):
+    module = RePaintModule(net=dict(preset="tiny"), noise="global")
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    with pytest.raises(ValueError, match="noise='global'.* 2 processes"):
+        module._noise(torch.arange(2), torch.device("cpu"))
