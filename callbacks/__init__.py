@@ -3,6 +3,7 @@
 from .metrics import InpaintMetrics
 from .preview import SamplePreview
 from .progress import InpaintProgressBar
+from .states import BranchStates
 from .writer import RePaintWriter
 
-__all__ = ["InpaintMetrics", "InpaintProgressBar", "RePaintWriter", "SamplePreview"]
+__all__ = ["BranchStates", "InpaintMetrics", "InpaintProgressBar", "RePaintWriter", "SamplePreview"]

@@ -222,7 +222,7 @@ def load_checkpoints(
 
 class RePaintCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: Any) -> None:
-        from repaint_pl.callbacks import InpaintMetrics, InpaintProgressBar, RePaintWriter
+        from repaint_pl.callbacks import BranchStates, InpaintMetrics, InpaintProgressBar, RePaintWriter
 
         parser.add_argument(
             "--ckpt",
@@ -261,6 +261,7 @@ class RePaintCLI(LightningCLI):
         parser.add_lightning_class_args(RePaintWriter, "writer")
         parser.add_lightning_class_args(InpaintProgressBar, "progress")
         parser.add_lightning_class_args(InpaintMetrics, "metrics")
+        BranchStates.add_to_parser(parser)  # --save_state_at K --state_dir DIR, --resume_state DIR
 
 
 def eval_cli(argv: list[str]) -> RePaintCLI:

@@ -258,13 +258,18 @@ class RePaintModule(L.LightningModule):
                 batch["id"][idx],
                 y[idx] if y is not None else None,
                 prompts=prompts,
+                start=batch.get("start"),  # callbacks.states: the todo items' saved states, to branch from
             )
             if result.is_cuda:
                 torch.cuda.synchronize(result.device)
             seconds = (time.perf_counter() - start) / len(idx)
             inpainted[idx] = result
         return dict(
-            batch, inpainted=inpainted, sampled=todo, seconds=seconds, network_calls=self.network_calls_per_image
+            batch,
+            inpainted=inpainted,
+            sampled=todo,
+            seconds=seconds,
+            network_calls=batch.get("network_calls", self.network_calls_per_image),  # a branch: its own calls
         )
 
     # ------------------------------------------------------------------ training
