@@ -5,16 +5,19 @@ Everything is computed from the PNG files (``gt/``, ``inpainted/``, ``gt_keep_ma
 agree with the pictures on disk, a resumed run scores like an uninterrupted one, and an existing output
 folder can be scored again without sampling (``python -m repaint_pl.scoring --results DIR``).
 
-Backbone weights are read from ``$TORCH_HOME/hub/checkpoints``; a missing file disables that metric
-with one line saying which file to put where, and the other metrics are still computed.
+Backbone weights are fetched the usual way on first use (torchvision / torch.hub download them into
+``$TORCH_HOME/hub/checkpoints``).  Only when that fails (offline, proxy, ``REPAINT_NO_DOWNLOAD=1``)
+is the metric skipped, with one line saying which file to put where; the other metrics are still computed.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import socket
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -36,13 +39,37 @@ def backbone_path(kind: str) -> str:
     return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(BACKBONE_FILES[kind]))
 
 
-def missing_backbone(kind: str) -> Optional[str]:
-    """None if the weights of backbone ``kind`` are on disk, else the one-line message."""
+NO_DOWNLOAD_ENV = "REPAINT_NO_DOWNLOAD"  # set (e.g. by the tests): backbones only from disk
+DOWNLOAD_TIMEOUT_S = 60  # per network read, so that a silent firewall cannot hang a run
+Metric = TypeVar("Metric")
+
+
+def missing_backbone(kind: str, reason: str = "not on disk") -> str:
+    """The one-line message for backbone weights that could not be had: which file to put where."""
     path = backbone_path(kind)
-    if os.path.isfile(path):
-        return None
     name, url, folder = os.path.basename(path), BACKBONE_FILES[kind], os.path.dirname(path)
-    return f"{kind} weights missing: put {name} (from {url}) into {folder}"
+    return f"{kind} weights unavailable ({reason}): put {name} (from {url}) into {folder}"
+
+
+def load_backbone(kind: str, build: Callable[[], Metric], notes: list[str], label: str) -> Optional[Metric]:
+    """``build()`` (which lets torchvision / torch.hub fetch the ``kind`` weights on first use), or None
+    with one line in ``notes`` when the weights cannot be had."""
+    if os.environ.get(NO_DOWNLOAD_ENV) and not os.path.isfile(backbone_path(kind)):
+        notes.append(f"{label} skipped: {missing_backbone(kind, f'downloads disabled by {NO_DOWNLOAD_ENV}')}")
+        return None
+    timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        return build()
+    except ImportError as e:  # an optional package of the metric is not installed
+        notes.append(f"{label} skipped: {(str(e).strip().splitlines() or [type(e).__name__])[0]}")
+        return None
+    except (OSError, RuntimeError, ValueError) as e:  # offline, refused, truncated or corrupt download
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        notes.append(f"{label} skipped: {missing_backbone(kind, reason)}")
+        return None
+    finally:
+        socket.setdefaulttimeout(timeout)
 
 
 # --------------------------------------------------------------------------
@@ -95,11 +122,10 @@ class Scorer:
     def __post_init__(self) -> None:
         self.lpips_models: dict[str, LpipsMetric] = {}
         for net in self.lpips:
-            problem = None if self.lpips_random else missing_backbone(net)
-            if problem:
-                self.notes.append(f"LPIPS-{net} skipped: {problem}")
-            else:
-                self.lpips_models[net] = LpipsMetric(net, self.lpips_random, self.device)
+            build = functools.partial(LpipsMetric, net, self.lpips_random, self.device)
+            model = build() if self.lpips_random else load_backbone(net, build, self.notes, f"LPIPS-{net}")
+            if model is not None:
+                self.lpips_models[net] = model
 
     @torch.no_grad()
     def score(self, gt: Tensor, result: Tensor, keep: Tensor) -> list[dict[str, float]]:
@@ -347,11 +373,17 @@ def score_folder(
     return summary
 
 
+def _inception(feature: int) -> Any:
+    """torchmetrics' Inception feature extractor (fetches its weights on first use)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    return FrechetInceptionDistance(feature=feature, normalize=True)
+
+
 def fid_per_type(
     dirs: dict[str, str], names: Sequence[str], rows: Sequence[dict[str, Any]], notes: list[str], feature: Any = 2048
 ) -> dict[str, dict[str, float]]:
-    if isinstance(feature, int) and missing_backbone("inception"):
-        notes.append(f"FID/KID skipped: {missing_backbone('inception')}")
+    if isinstance(feature, int) and not load_backbone("inception", lambda: _inception(feature), notes, "FID/KID"):
         return {}
     kinds = {r["name"]: r["mask_type"] for r in rows}
     groups: dict[str, list[str]] = {}

@@ -11,6 +11,9 @@ from PIL import Image
 
 from repaint_pl.nets import UNetConfig
 
+# tests never download: LPIPS/FID backbones come from $TORCH_HOME only (repaint_pl.scoring.load_backbone)
+os.environ.setdefault("REPAINT_NO_DOWNLOAD", "1")
+
 TINY = dict(preset="tiny")  # 32x32, 32 channels, learned variance
 
 

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -206,13 +207,29 @@ def test_bad_image_is_reported_and_the_rest_finishes(tiny_ckpt, tmp_path):
 
 
 def test_score_only_mode_reproduces_the_table(reference, tmp_path, monkeypatch):
+    """Rescoring a copy of an output folder gives the run's own per-image values, and summaries that are the
+    means of its rows; without backbone weights LPIPS is skipped in one line and the rest is scored."""
     _, out = reference
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))
-    summary = score_folder(out, lpips=["alex"], lpips_random=False)
-    assert summary["notes"] == [
-        f"LPIPS-alex skipped: alex weights missing: put alexnet-owt-7be5be79.pth (from "
-        f"https://download.pytorch.org/models/alexnet-owt-7be5be79.pth) into "
-        f"{tmp_path / 'no_weights' / 'hub' / 'checkpoints'}"
-    ]
-    rescored = rows(out)
-    assert len(rescored) == 6 and "lpips_alex" not in next(iter(rescored.values()))
+    copy = str(tmp_path / "copy")
+    shutil.copytree(out, copy)  # the shared reference folder stays as the run wrote it
+    written = rows(out)
+    for name in ("metrics.csv", "summary.json", "summary.md"):
+        os.remove(os.path.join(copy, name))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))  # downloads are off in the tests (conftest)
+    summary = score_folder(copy, lpips=["alex"], lpips_random=False)
+    assert len(summary["notes"]) == 1 and summary["notes"][0].startswith("LPIPS-alex skipped: alex weights")
+    rescored = rows(copy)
+    assert rescored.keys() == written.keys() and "lpips_alex" not in next(iter(rescored.values()))
+    for name, row in rescored.items():
+        assert row["mask_type"] == written[name]["mask_type"]
+        for key in ("psnr", "psnr_fill", "ssim", "ssim_fill", "network_calls"):
+            assert float(row[key]) == pytest.approx(float(written[name][key]), rel=1e-6), (name, key)
+    for kind in ("thick", "nn2", "all"):
+        group = [r for r in rescored.values() if kind in ("all", r["mask_type"])]
+        for key in ("psnr", "ssim_fill"):
+            values = np.array([float(r[key]) for r in group])
+            stats = summary["mask_types"][kind]
+            assert stats["images"] == len(group) and stats[key]["mean"] == pytest.approx(values.mean(), rel=1e-9)
+            assert stats[key]["std"] == pytest.approx(values.std(), rel=1e-9, abs=1e-12)
+    assert json.load(open(os.path.join(copy, "summary.json")))["mask_types"] == summary["mask_types"]
+    assert "lpips_alex" in next(iter(rows(out).values()))  # the reference kept its columns
