@@ -1,0 +1,506 @@
+"""The studio's page (Gradio): paint a mask, set the schedule, watch x_t and the x0 prediction form,
+stop, branch from kept states, compare results, download a result with its eval.py config.
+
+Handlers are thin: the work is in ``logic`` (masks, schedules, tree, configs) and ``runner`` (sampling).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from typing import Any, Optional
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from ..schedules import count_network_calls  # noqa: E402
+from . import logic as L  # noqa: E402
+from .runner import SAMPLERS, Job, JobResult, Snapshot, apply_settings, can_respace, kept_transitions  # noqa: E402
+
+DISPLAY_SIDE = 256  # small pictures are enlarged (nearest) to about this many pixels in the page
+
+
+class Studio:
+    """The loaded model and what the page needs to know about it."""
+
+    def __init__(self, model, model_config: dict[str, Any], size: int, channels: int,
+                 examples: list[tuple[str, np.ndarray]], ckpt: Optional[str] = None, device: str = "cpu"):
+        self.model, self.model_config, self.size, self.channels = model, model_config, size, channels
+        self.examples, self.ckpt, self.device = dict(examples), ckpt, torch.device(device)
+        self.num_classes = getattr(model.denoiser, "num_classes", None)
+        self.has_prompt = hasattr(model.denoiser, "prompt")
+        self.default_steps = model.sampling.num_timesteps
+
+    # ------------------------------------------------------------------ inputs
+
+    def example_editor(self, name: str) -> dict[str, Any]:
+        picture = L.enlarge(self.examples[name], DISPLAY_SIDE)
+        return {"background": picture, "layers": [], "composite": picture}
+
+    def picture(self, editor: Optional[dict[str, Any]]) -> np.ndarray:
+        if not editor or editor.get("background") is None:
+            raise L.StudioInputError("image: upload a picture or pick an example first")
+        return L.as_uint8(editor["background"])
+
+    def keep_mask(self, editor, source: str, invert: bool, kind: str, mask_seed: int, mask_file) -> torch.Tensor:
+        picture = self.picture(editor)
+        if source == "generated":
+            keep = L.generated_mask(kind, self.size, mask_seed)
+            return 1 - keep if invert else keep
+        if source == "uploaded":
+            if mask_file is None:
+                raise L.StudioInputError("mask: upload a mask file (255 = known) or choose another mask source")
+            return L.mask_from_upload(mask_file, picture.shape, self.size, invert)
+        return L.mask_from_layers(editor, self.size, invert)
+
+    # ------------------------------------------------------------------ settings
+
+    def num_timesteps(self, steps: Optional[int]) -> int:
+        return int(steps) if steps and can_respace(self.model) else self.model.sampling.num_timesteps
+
+    def settings(self, steps, sampler, seed, guidance, prompt, negative, label) -> dict[str, Any]:
+        return {
+            "steps": self.num_timesteps(steps), "sampler": sampler, "seed": int(seed),
+            "guidance": guidance if self.has_prompt else None,
+            "prompt": prompt if self.has_prompt else None, "negative_prompt": negative if self.has_prompt else None,
+            "label": int(label) if self.num_classes else None,
+        }
+
+    def config_extra(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """What the eval.py config needs beyond the model's loaded section."""
+        model: dict[str, Any] = {"sampler": {"class_path": f"repaint_pl.samplers.{SAMPLERS[settings['sampler']].__name__}"}}
+        if can_respace(self.model):
+            model["diffusion"] = {**self.model_config.get("diffusion", {}),
+                                  "timestep_respacing": str(settings["steps"])}
+        data = {"image_size": self.size, "channels": self.channels}
+        if settings.get("label") is not None:
+            data["label"] = settings["label"]
+        if settings.get("prompt"):
+            data["prompt"] = settings["prompt"]
+        return {"model": model, "data": data, "ckpt": os.path.abspath(self.ckpt) if self.ckpt else None}
+
+    def conditioning(self, settings: dict[str, Any], n: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if settings.get("label") is not None:
+            out["y"] = torch.full((n,), settings["label"], dtype=torch.long, device=self.device)
+        if settings.get("prompt") is not None:
+            out["prompts"] = [settings["prompt"]] * n
+            out["negative_prompts"] = [settings.get("negative_prompt") or ""] * n
+        return out
+
+
+# ---------------------------------------------------------------------- pictures for the page
+
+
+def tile(pictures: list[np.ndarray]) -> Optional[np.ndarray]:
+    """Variants side by side, enlarged for the page."""
+    if not pictures:
+        return None
+    rgb = [np.asarray(Image.fromarray(p).convert("RGB")) for p in pictures]
+    gap = np.full((rgb[0].shape[0], 2, 3), 255, np.uint8)
+    row = np.concatenate([x for p in rgb for x in (p, gap)][:-1], axis=1)
+    return L.enlarge(row, DISPLAY_SIDE)
+
+
+def gallery_items(tree: L.ResultTree) -> list[tuple[np.ndarray, str]]:
+    return [(L.enlarge(r.picture, DISPLAY_SIDE), r.caption()) for r in tree.ordered()]
+
+
+def result_choices(tree: L.ResultTree) -> list[tuple[str, int]]:
+    return [(r.caption(), r.key) for r in tree.ordered()]
+
+
+def schedule_figure(studio: Studio, controls: L.ScheduleControls, steps) -> tuple[np.ndarray, str]:
+    """The schedule plot and the call count for the current controls."""
+    try:
+        times = L.schedule_times(controls, studio.num_timesteps(steps))
+    except L.StudioInputError as e:
+        return None, f"⚠ {e}"
+    calls = studio.model.sampler.network_calls(times)
+    return L.schedule_plot(times), f"**{calls} network calls** per image · {len(times) - 1} transitions"
+
+
+def save_download(result: L.Result, studio: Studio) -> list[str]:
+    """result_<key>.png and a zip with image.png, keep_mask.png, result.png and config.yaml."""
+    folder = tempfile.mkdtemp(prefix="repaint_studio_")
+    png = os.path.join(folder, f"result_{result.key}.png")
+    Image.fromarray(result.picture).save(png)
+    config = L.reproduce_config(result, studio.model_config, result_extra(result, studio))
+    bundle = os.path.join(folder, f"result_{result.key}_eval.zip")
+    with zipfile.ZipFile(bundle, "w") as z:
+        z.write(png, "result.png")
+        for name, arr in (("image.png", result.image), ("keep_mask.png", to_mask_png(result.keep))):
+            path = os.path.join(folder, name)
+            Image.fromarray(arr).save(path)
+            z.write(path, name)
+        z.writestr("config.yaml", L.config_yaml(config))
+    return [png, bundle]
+
+
+def result_extra(result: L.Result, studio: Studio) -> dict[str, Any]:
+    return studio.config_extra(result.settings)
+
+
+def to_mask_png(keep: torch.Tensor) -> np.ndarray:
+    return (keep[0].numpy() * 255).round().astype(np.uint8)
+
+
+# ---------------------------------------------------------------------- handlers
+
+
+def controls_of(steps, jump_length, jump_n_sample, start_resampling, profile, strength, explicit) -> L.ScheduleControls:
+    start = int(start_resampling) if start_resampling not in (None, "") and int(start_resampling) > 0 else None
+    return L.ScheduleControls(None, int(jump_length), int(jump_n_sample), start, profile, float(strength), explicit or "")
+
+
+def live_outputs(snap: Snapshot, times: list[int], kept: list[int], start: Optional[int]) -> tuple:
+    plot = L.schedule_plot(times, position=snap.index + 1, kept=kept, start=start)
+    return tile(snap.x_t), tile(snap.x0), plot, snap.progress
+
+
+def follow_job(studio: Studio, tree: L.ResultTree, job: Job, make_results, start: Optional[int] = None):
+    """Yield the page's outputs while ``job`` runs, then add its results to the tree and show them."""
+    tree.job = job
+    kept = sorted(job.keep)
+    job.start_thread()
+    for event in job.follow():
+        if isinstance(event, Snapshot):
+            yield (tree, *live_outputs(event, job.times, kept, start), gr.skip(), gr.skip(), gr.skip())
+            continue
+        tree.job = None
+        if event.error:
+            yield (tree, gr.skip(), gr.skip(), gr.skip(), "", f"⚠ {event.error}", gr.skip(), gr.skip())
+            return
+        added = make_results(event)
+        word = "stopped" if event.stopped else "finished"
+        message = f"{word}: {event.calls} network calls in {event.seconds:.1f} s → result #{added[-1].key}"
+        choices = result_choices(tree)
+        final_pos = len(job.times) - 1 if not event.stopped else None
+        plot = L.schedule_plot(job.times, position=final_pos, kept=kept, start=start)
+        yield (tree, tile(event.pictures) if event.pictures else gr.skip(), gr.skip(), plot,
+               f"calls {event.calls} / {job.total} · {event.seconds:.1f} s", message, gallery_items(tree),
+               gr.update(choices=choices, value=added[0].key))
+
+
+def run_handler(studio: Studio):
+    def run(tree, editor, source, invert, kind, mask_seed, mask_file, steps, jump_length, jump_n_sample,
+            start_resampling, profile, strength, explicit, sampler, seed, variants, guidance, prompt, negative,
+            label, keep_every, preview_every):
+        tree = tree or L.ResultTree()
+        try:
+            picture = L.fit_picture(studio.picture(editor), studio.size, studio.channels)
+            keep = studio.keep_mask(editor, source, invert, kind, mask_seed, mask_file)
+            settings = studio.settings(steps, sampler, seed, guidance, prompt, negative, label)
+            controls = controls_of(steps, jump_length, jump_n_sample, start_resampling, profile, strength, explicit)
+            times = L.schedule_times(controls, settings["steps"])
+            apply_settings(studio.model, settings)
+        except L.StudioInputError as e:
+            yield (tree, gr.skip(), gr.skip(), gr.skip(), "", f"⚠ {e}", gr.skip(), gr.skip())
+            return
+        n = int(variants)
+        image = L.to_tensor(picture)[None].repeat(n, 1, 1, 1).to(studio.device)
+        job = Job(studio.model, image, keep[None].repeat(n, 1, 1, 1).to(studio.device),
+                  torch.arange(n, device=studio.device), times, keep=kept_transitions(times, keep_every),
+                  preview_every=int(preview_every), **studio.conditioning(settings, n))
+
+        def make_results(event: JobResult) -> list[L.Result]:
+            return [tree.add(L.Result(tree.next_key(), pic, times, event.calls, int(seed), v,
+                                      stopped=event.stopped, states=event.states[v], image=picture, keep=keep,
+                                      settings=settings))
+                    for v, pic in enumerate(event.pictures)]
+
+        yield from follow_job(studio, tree, job, make_results)
+
+    return run
+
+
+def branch_plan(studio: Studio, tree, key, index, tail_mode, new_seed, controls: L.ScheduleControls):
+    """(state to start from, full table, the branch's own calls) for a branch request."""
+    if tree is None or key is None or key not in tree.results:
+        raise L.StudioInputError("branch: run first, then pick a result")
+    if index is None:
+        raise L.StudioInputError(f"branch: result #{key} has no kept state to branch from")
+    parent = tree.results[key]
+    state = L.branch_state(parent, int(index), None if not new_seed else 1)
+    if state.noise_state is None and not new_seed:
+        raise L.StudioInputError("branch: this sampler keeps no noise stream; tick 'new seed' to branch")
+    steps = parent.settings.get("steps")
+    tail = None if tail_mode == "saved rest" else L.branch_tail(controls, state.t, studio.num_timesteps(steps))
+    times = state.continue_times(tail)
+    return parent, state, times, count_network_calls(times[state.index + 1 :])
+
+
+def branch_cost_handler(studio: Studio):
+    def cost(tree, key, index, tail_mode, new_seed, steps, jump_length, jump_n_sample, start_res, profile,
+             strength, explicit):
+        controls = controls_of(steps, jump_length, jump_n_sample, start_res, profile, strength, explicit)
+        try:
+            parent, state, times, calls = branch_plan(studio, tree, key, index, tail_mode, new_seed, controls)
+        except L.StudioInputError as e:
+            return f"{e}"
+        total = count_network_calls(parent.times)
+        return f"branch cost: **{calls}** network calls (the whole run: {total}) · continues from t={state.t}"
+
+    return cost
+
+
+def branch_handler(studio: Studio):
+    def branch(tree, key, index, tail_mode, new_seed, branch_seed, steps, jump_length, jump_n_sample,
+               start_res, profile, strength, explicit, keep_every, preview_every):
+        controls = controls_of(steps, jump_length, jump_n_sample, start_res, profile, strength, explicit)
+        try:
+            parent, state, times, calls = branch_plan(studio, tree, key, index, tail_mode, new_seed, controls)
+            seed = int(branch_seed) if new_seed else parent.seed
+            settings = {**parent.settings, "seed": seed}
+            apply_settings(studio.model, settings)
+        except L.StudioInputError as e:
+            yield (tree, gr.skip(), gr.skip(), gr.skip(), "", f"⚠ {e}", gr.skip(), gr.skip())
+            return
+        dev = studio.device
+        job = Job(studio.model, L.to_tensor(parent.image)[None].to(dev), parent.keep[None].to(dev),
+                  torch.tensor([parent.sample_id], device=dev), times, start=state,
+                  keep=kept_transitions(times, keep_every, state), preview_every=int(preview_every),
+                  **studio.conditioning(settings, 1))
+
+        def make_results(event: JobResult) -> list[L.Result]:
+            inherited = {i: s for i, s in parent.states.items() if i <= state.index and not new_seed}
+            r = L.Result(tree.next_key(), event.pictures[0], times, event.calls, seed, parent.sample_id,
+                         parent=parent.key, branch_index=state.index, exact_noise=parent.exact_noise and not new_seed,
+                         stopped=event.stopped, states={**inherited, **event.states[0]}, image=parent.image,
+                         keep=parent.keep, settings=settings)
+            return [tree.add(r)]
+
+        yield from follow_job(studio, tree, job, make_results, start=state.index + 1)
+
+    return branch
+
+
+def stop_handler(tree):
+    if tree is not None and tree.job is not None:
+        tree.job.stop.set()
+        return "stopping…"
+    return "nothing is running"
+
+
+def pick_result_handler(studio: Studio):
+    def pick(tree, key):
+        if tree is None or key not in (tree.results if tree else {}):
+            return gr.update(choices=[], value=None), None, None
+        r = tree.results[key]
+        choices = tree.state_choices(key)
+        middle = choices[len(choices) // 2][1] if choices else None
+        return gr.update(choices=choices, value=middle), save_download(r, studio), r.caption()
+
+    return pick
+
+
+def compare_handler(tree, a, b):
+    if tree is None or a not in tree.results or b not in tree.results:
+        return None
+    return (L.enlarge(np.asarray(Image.fromarray(tree.results[a].picture).convert("RGB")), DISPLAY_SIDE),
+            L.enlarge(np.asarray(Image.fromarray(tree.results[b].picture).convert("RGB")), DISPLAY_SIDE))
+
+
+def mask_preview_handler(studio: Studio):
+    def preview(editor, source, invert, kind, mask_seed, mask_file):
+        try:
+            picture = L.fit_picture(studio.picture(editor), studio.size, studio.channels)
+            keep = studio.keep_mask(editor, source, invert, kind, mask_seed, mask_file)
+        except L.StudioInputError as e:
+            return None, f"⚠ {e}"
+        hole = 100 * (1 - keep.mean().item())
+        return L.enlarge(L.masked_view(picture, keep), DISPLAY_SIDE), f"hole: {hole:.0f}% of the picture"
+
+    return preview
+
+
+def upload_picture_handler(studio: Studio):
+    def upload(path):
+        if path is None:
+            return gr.skip(), ""
+        try:
+            picture = L.as_uint8(path, "picture")
+        except L.StudioInputError as e:
+            return gr.skip(), f"⚠ {e}"
+        shown = np.asarray(Image.fromarray(picture).convert("RGB"))
+        h, w = shown.shape[:2]
+        note = f"loaded {os.path.basename(path)} ({w}x{h}; the model sees its centre square at {studio.size}x{studio.size})"
+        return {"background": shown, "layers": [], "composite": shown}, note
+
+    return upload
+
+
+# ---------------------------------------------------------------------- the page
+
+INTRO = (
+    "### RePaint Studio\n"
+    "Paint the hole on the picture (brush, eraser and undo are in the editor's toolbar), or pick a generated "
+    "or uploaded mask; set the schedule; **Run**.  x_t and the x0 prediction refresh while it runs, the red "
+    "marker walks the schedule, green dots are the kept states.  Pick a result and a kept state to **branch**: "
+    "only the remaining network calls are spent."
+)
+
+
+def _schedule_controls(studio: Studio) -> list:
+    steps = gr.Slider(2, max(studio.default_steps, 250), value=studio.default_steps, step=1, label="steps (respaced)",
+                      interactive=can_respace(studio.model), elem_id="steps")
+    with gr.Row():
+        jump_length = gr.Number(10, label="jump length", precision=0, minimum=1, elem_id="jump-length")
+        jump_n = gr.Number(3, label="resamplings (jump_n_sample)", precision=0, minimum=1, elem_id="jump-n")
+        start_res = gr.Number(0, label="start_resampling (0 = everywhere)", precision=0, minimum=0)
+    with gr.Row():
+        profile = gr.Radio(["uniform", "early", "late"], value="uniform", label="resampling profile")
+        strength = gr.Slider(0, 1, value=1.0, step=0.05, label="profile strength")
+    explicit = gr.Textbox("", label="explicit time list (overrides the above; e.g. 9 8 7 8 7 6 … -1)", lines=1)
+    return [steps, jump_length, jump_n, start_res, profile, strength, explicit]
+
+
+def build_app(studio: Studio) -> gr.Blocks:
+    """The page; one sampling job at a time (a queue), the stop button outside the queue's limit."""
+    names = list(studio.examples)
+    with gr.Blocks(title="RePaint Studio", analytics_enabled=False) as demo:
+        tree = gr.State(None)
+        gr.Markdown(INTRO)
+        message = gr.Markdown("", elem_id="message")
+        with gr.Row():
+            with gr.Column(scale=5):
+                editor = gr.ImageEditor(
+                    studio.example_editor(names[0]) if names else None, label="picture — paint the hole",
+                    type="numpy", layers=False, format="png", image_mode="RGBA", sources=["upload", "clipboard"],
+                    brush=gr.Brush(default_size=12, colors=["#ff00aa"], color_mode="fixed"),
+                    eraser=gr.Eraser(default_size=12), transforms=[], canvas_size=(DISPLAY_SIDE, DISPLAY_SIDE),
+                    elem_id="editor", height=420)
+                with gr.Row():
+                    example = gr.Dropdown(names, value=names[0] if names else None, label="example", scale=3)
+                    clear = gr.Button("clear mask", scale=1)
+                picture_file = gr.File(label="or upload a picture file", file_types=["image"], type="filepath",
+                                       elem_id="picture-file")
+                with gr.Row():
+                    source = gr.Radio(["painted", "generated", "uploaded"], value="painted", label="mask source")
+                    invert = gr.Checkbox(False, label="invert mask")
+                with gr.Row():
+                    kind = gr.Dropdown(list(L.STUDIO_MASK_TYPES), value="thick", label="generated mask type")
+                    mask_seed = gr.Number(0, label="mask seed", precision=0)
+                mask_file = gr.File(label="mask file (255 = known)", file_types=["image"], type="filepath",
+                                    elem_id="mask-file")
+                with gr.Row():
+                    mask_view = gr.Image(label="what the model gets (hole in pink)", format="png",
+                                         interactive=False, elem_id="mask-view", height=200)
+                    mask_note = gr.Markdown("")
+            with gr.Column(scale=5):
+                schedule = _schedule_controls(studio)
+                calls = gr.Markdown("", elem_id="calls")
+                plot = gr.Image(label="schedule", format="png", interactive=False, elem_id="schedule-plot")
+                with gr.Row():
+                    sampler = gr.Dropdown(list(SAMPLERS), value="RePaint", label="sampler")
+                    seed = gr.Number(0, label="seed", precision=0, elem_id="seed")
+                    variants = gr.Slider(1, 4, value=1, step=1, label="variants")
+                with gr.Row(visible=studio.has_prompt):
+                    prompt = gr.Textbox(getattr(studio.model.denoiser, "prompt", "") or "", label="prompt")
+                    negative = gr.Textbox(getattr(studio.model.denoiser, "negative_prompt", "") or "",
+                                          label="negative prompt")
+                    guidance = gr.Number(getattr(studio.model.denoiser, "guidance_scale", 7.5) or 7.5,
+                                         label="guidance scale")
+                label = gr.Number(0, label=f"class (0 … {(studio.num_classes or 1) - 1})", precision=0,
+                                  visible=bool(studio.num_classes))
+                with gr.Row():
+                    keep_every = gr.Number(5, label="keep a state every k calls", precision=0, minimum=1)
+                    preview_every = gr.Number(5, label="preview every k transitions", precision=0, minimum=1)
+                with gr.Row():
+                    run = gr.Button("Run", variant="primary", elem_id="run")
+                    stop = gr.Button("Stop", variant="stop", elem_id="stop")
+        progress = gr.Markdown("", elem_id="progress")
+        with gr.Row():
+            live_xt = gr.Image(label="x_t", format="png", interactive=False, elem_id="live-xt", height=280)
+            live_x0 = gr.Image(label="x0 prediction", format="png", interactive=False, elem_id="live-x0", height=280)
+            live_plot = gr.Image(label="position on the schedule", format="png", interactive=False,
+                                 elem_id="live-plot", height=280)
+        gr.Markdown("### Results (each branch follows its parent)")
+        gallery = gr.Gallery(label="results", columns=6, height=260, format="png", elem_id="gallery")
+        with gr.Row():
+            with gr.Column():
+                result_pick = gr.Dropdown([], label="result", elem_id="result-pick")
+                result_info = gr.Markdown("")
+                downloads = gr.File(label="PNG + eval.py config", file_count="multiple", elem_id="downloads")
+            with gr.Column():
+                state_pick = gr.Dropdown([], label="branch from kept state", elem_id="branch-state")
+                tail_mode = gr.Radio(["saved rest", "new schedule from the controls"], value="saved rest",
+                                     label="rest of the schedule")
+                with gr.Row():
+                    new_seed = gr.Checkbox(False, label="new seed")
+                    branch_seed = gr.Number(1, label="branch seed", precision=0)
+                cost = gr.Markdown("", elem_id="branch-cost")
+                branch = gr.Button("Branch", variant="primary", elem_id="branch")
+        with gr.Row():
+            compare_a = gr.Dropdown([], label="compare A")
+            compare_b = gr.Dropdown([], label="compare B")
+        slider = gr.ImageSlider(label="A | B", format="png", elem_id="compare")
+
+        # ---- wiring
+        mask_inputs = [editor, source, invert, kind, mask_seed, mask_file]
+        mask_events = [c.change for c in mask_inputs] + [editor.apply, editor.input]
+        gr.on(mask_events, mask_preview_handler(studio), mask_inputs, [mask_view, mask_note], show_progress="hidden")
+        example.change(lambda n: studio.example_editor(n) if n else gr.skip(), example, editor)
+        clear.click(lambda e: {"background": e["background"], "layers": [], "composite": e["background"]}
+                    if e and e.get("background") is not None else gr.skip(), editor, editor)
+        picture_file.upload(upload_picture_handler(studio), picture_file, [editor, message])
+
+        schedule_fn = lambda *a: schedule_figure(studio, controls_of(*a), a[0])  # noqa: E731
+        for c in schedule:
+            c.change(schedule_fn, schedule, [plot, calls], show_progress="hidden")
+        demo.load(schedule_fn, schedule, [plot, calls])
+        demo.load(mask_preview_handler(studio), mask_inputs, [mask_view, mask_note])
+
+        live = [tree, live_xt, live_x0, live_plot, progress, message, gallery, result_pick]
+        run_inputs = [tree, *mask_inputs, *schedule, sampler, seed, variants, guidance, prompt, negative, label,
+                      keep_every, preview_every]
+        run.click(run_handler(studio), run_inputs, live, concurrency_id="device", concurrency_limit=1)
+        stop.click(stop_handler, tree, message, concurrency_limit=None, queue=False)
+
+        branch_inputs = [tree, result_pick, state_pick, tail_mode, new_seed, branch_seed, *schedule]
+        branch.click(branch_handler(studio), [*branch_inputs, keep_every, preview_every], live,
+                     concurrency_id="device", concurrency_limit=1)
+        cost_inputs = [tree, result_pick, state_pick, tail_mode, new_seed, *schedule]
+        for c in (state_pick, tail_mode, new_seed, *schedule):
+            c.change(branch_cost_handler(studio), cost_inputs, cost, show_progress="hidden")
+
+        result_pick.change(pick_result_handler(studio), [tree, result_pick], [state_pick, downloads, result_info])
+        result_pick.change(lambda t: [gr.update(choices=result_choices(t) if t else [])] * 2, tree,
+                           [compare_a, compare_b])
+        for c in (compare_a, compare_b):
+            c.change(compare_handler, [tree, compare_a, compare_b], slider)
+    return demo
+
+
+def load_studio(model_args: list[str]) -> Studio:
+    """The model of eval.py's flags (the texture model without any) and its held-out crops as examples."""
+    from ..cli import load_model
+
+    cli = load_model(model_args)
+    model, dm = cli.model, cli.datamodule
+    device = cli.trainer.strategy.root_device
+    model.to(device)
+    config = cli.config.as_dict()
+    size = getattr(dm, "eval_size", None) or getattr(dm, "image_size", None) or getattr(model.net, "image_size", 64)
+    channels = getattr(dm, "channels", None) or getattr(model.net, "in_channels", 3)
+    return Studio(model, config["model"], int(size), int(channels), example_pictures(dm), config.get("ckpt"), str(device))
+
+
+def example_pictures(dm, limit: int = 12) -> list[tuple[str, np.ndarray]]:
+    """Held-out crops of a texture datamodule, or the first pictures of the datamodule's prediction set."""
+    if dm is None:
+        return []
+    try:
+        dm.setup("predict")
+        if hasattr(dm, "eval_images"):
+            return [(name, L.to_uint8(crop)) for name, crop in dm.eval_images()[:limit]]
+        dataset = dm.predict_dataloader().dataset
+        items = [dataset[i] for i in range(min(limit, len(dataset)))]
+        return [(str(it.get("name", i)), L.to_uint8(it["image"])) for i, it in enumerate(items) if not it.get("error")]
+    except (OSError, ValueError):  # a datamodule without readable examples: the page starts empty
+        return []
