@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from repaint_pl.masks import keep_mask
 
+from .prompts import find_sidecar, read_prompts
 from .images import ImageFileError, image_size_of, is_binary, list_images, load_image, load_mask
 
 
@@ -43,7 +44,7 @@ def sample_id(image_index: int, mask_type: Optional[str] = None) -> int:
 
 def output_stem(path: str, root: Optional[str] = None) -> str:
     """Stem of the output files for input ``path``: the file name, or its path below ``root`` (nested layouts)."""
-    rel = os.path.relpath(path, root) if root else os.path.basename(path)
+    rel = os.path.relpath(path, root) if root and os.path.isdir(root) else os.path.basename(path)
     return os.path.splitext(rel)[0]
 
 
@@ -120,7 +121,9 @@ class InpaintItems(Dataset):
         mask_name: str = "mask",
         check_mask_size: bool = True,
         image_index: Optional[Sequence[int]] = None,
+        prompts: Optional[Sequence[str]] = None,
     ):
+        self.prompts = list(prompts) if prompts is not None else None
         self.entries, self.ids, self.image_size, self.generated = list(entries), list(ids), image_size, generated
         self.mask_seed, self.mask_threshold, self.invert_masks = mask_seed, mask_threshold, invert_masks
         self.labels, self.channels, self.mask_name, self.check_mask_size = labels, channels, mask_name, check_mask_size
@@ -157,6 +160,8 @@ class InpaintItems(Dataset):
             "error": "",
             "name": f"{mask_type}/{stem}.png" if self.generated else f"{stem}.png",
         }
+        if self.prompts is not None:
+            item["prompt"] = self.prompts[i]
         if self.labels is not None:
             item["y"] = int(self.labels[i])
         try:
@@ -189,6 +194,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         max_images, offset: a slice of the sorted images (sample ids stay those of the full list).
         mask_seed: seeds the generated masks.
         channels: 3 (RGB) or 1 (grey).
+        prompts: per-image prompts for text models (``prompts.txt``: one line per image in sorted order, or
+            ``name<TAB>prompt``; ``prompts.json``: name -> prompt); default: such a file in the image folder.
         batch_size, num_workers: DataLoader settings.
     """
 
@@ -209,8 +216,10 @@ class ImageFolderDataModule(L.LightningDataModule):
         channels: int = 3,
         batch_size: int = 1,
         num_workers: int = 0,
+        prompts: Optional[str] = None,
     ):
         super().__init__()
+        self.prompts = prompts
         self.image_path, self.image_size, self.mask_types = image_path, image_size, list(mask_types)
         self.mask_path, self.pair_masks, self.invert_masks = mask_path, pair_masks, invert_masks
         self.mask_threshold, self.class_folders, self.labels = mask_threshold, class_folders, labels
@@ -225,6 +234,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         return folder_labels(images, self.image_path) if self.class_folders else None
 
     def _pair(self, images: list[str], masks: list[str]) -> list[str]:
+        if os.path.isfile(self.mask_path):  # one mask file for every image
+            return masks * len(images)
         if self.pair_masks == "sorted":
             if len(images) != len(masks):
                 raise ImageFileError(
@@ -255,6 +266,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         # one entry per (image, mask type); ids and masks depend on the image's index in the full list
         pairs = [(stem, i, k) for stem, i in zip(stems, index) for k in range(len(kinds))]
         # ids from (image index, mask type name): stable when the list of mask types changes
+        sidecar = self.prompts or find_sidecar(self.image_path)
+        prompts = read_prompts(sidecar, images, [output_stem(p, self.image_path) for p in images]) if sidecar else None
         self.dataset = InpaintItems(
             [(stem, images[i], masks[i] if masks else kinds[k]) for stem, i, k in pairs],
             [sample_id(i, kinds[k]) for _, i, k in pairs],
@@ -267,6 +280,7 @@ class ImageFolderDataModule(L.LightningDataModule):
             channels=self.channels,
             check_mask_size=self.check_mask_size,
             image_index=[i for _, i, _ in pairs],
+            prompts=[prompts[i] for _, i, _ in pairs] if prompts else None,
         )
 
     def predict_dataloader(self) -> DataLoader:

@@ -116,8 +116,7 @@ def _short_images(value: str, argv: list[str]) -> list[str]:
 
 
 def _short_mask(value: str, argv: list[str]) -> list[str]:
-    pairing = "name" if os.path.isdir(os.path.expanduser(value)) else "sorted"
-    return [f"--data.mask_path={value}", f"--data.pair_masks={pairing}"]
+    return [f"--data.mask_path={value}"]  # a folder (paired by name) or one file for every image
 
 
 def _short_masks(value: str, argv: list[str]) -> list[str]:
@@ -300,11 +299,21 @@ def load_model(args: Optional[list[str]] = None, default_data: str = "configs/de
 
 def eval_main(args: Optional[list[str]] = None) -> RePaintCLI:
     """``eval.py``: RePaint every input of the datamodule and write the pictures."""
+    from repaint_pl.callbacks import RePaintWriter
+
+    from .fingerprint import digest, guard_run
+
     cli = eval_cli(prepare_eval_argv(sys.argv[1:] if args is None else args))
-    if cli.trainer.is_global_zero:
-        out_dir = cli.config["writer"]["out_dir"]
-        os.makedirs(out_dir, exist_ok=True)
-        cli.parser.save(cli.config, os.path.join(out_dir, "config.yaml"), overwrite=True, skip_check=True)
+    # the outputs' fingerprint: refuse a folder of another configuration's pictures, then record this one
+    writer = next(c for c in cli.trainer.callbacks if isinstance(c, RePaintWriter))
+    main = cli.trainer.is_global_zero
+    if main:
+        os.makedirs(writer.out_dir, exist_ok=True)
+    config = yaml.safe_load(cli.parser.dump(cli.config, skip_check=True))
+    fp = guard_run(config, writer.out_dir, writer.overwrite, cli.trainer.strategy.root_device.type, write=main)
+    writer.fingerprint = digest(fp)
+    if main:
+        cli.parser.save(cli.config, os.path.join(writer.out_dir, "config.yaml"), overwrite=True, skip_check=True)
     cli.trainer.predict(cli.model, datamodule=cli.datamodule, return_predictions=False)
     return cli
 

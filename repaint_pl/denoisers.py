@@ -18,7 +18,7 @@ predictions are clipped to, or None) and ``bind(cond, noise) -> (model_fn, grad_
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Optional, Protocol, Sequence
+from typing import Any, Callable, Literal, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -42,11 +42,15 @@ class Conditioning:
     negative_prompts: Optional[Sequence[str]] = None
 
 
-class Denoiser(Protocol):
-    diffusion: Diffusion
-    clip_x0: Optional[float]
+class Denoiser:
+    """Base of the denoisers: ``diffusion`` (the respaced sampling process), ``clip_x0`` (x0 clip range or
+    None) and ``bind``, which turns one batch's conditioning into the sampler's ``model_fn`` / ``grad_fn``."""
 
-    def bind(self, cond: Conditioning, noise: NoiseSource) -> tuple[ModelFn, Optional[GradFn]]: ...
+    diffusion: Diffusion
+    clip_x0: Optional[float] = None
+
+    def bind(self, cond: Conditioning, noise: NoiseSource) -> tuple[ModelFn, Optional[GradFn]]:
+        raise NotImplementedError
 
 
 def adm_model_fn(net: Callable[..., Tensor], diffusion: Diffusion, y: Optional[Tensor] = None) -> ModelFn:
@@ -84,7 +88,7 @@ def class_labels(
     return noise.randint(num_classes)
 
 
-class ADMDenoiser:
+class ADMDenoiser(Denoiser):
     """guided-diffusion's UNet (``forward_net(x, base_timestep, y)``) and optional noisy-image classifier.
 
     The random class draw happens even for unconditional nets, as in the original code, so that
@@ -142,7 +146,7 @@ def unet_diffusion(
     return config.build(respaced=True), clip
 
 
-class DiffusersDenoiser(nn.Module):
+class DiffusersDenoiser(nn.Module, Denoiser):
     """A diffusers ``UNet2DModel`` (e.g. google/ddpm-ema-celebahq-256) and its scheduler config.
 
     Args:
@@ -183,7 +187,7 @@ class DiffusersDenoiser(nn.Module):
         return model_fn, None
 
 
-class StableDiffusionDenoiser(nn.Module):
+class StableDiffusionDenoiser(nn.Module, Denoiser):
     """Stable Diffusion 1.x / 2.x (ε or v-prediction): a text-conditioned UNet with classifier-free guidance.
 
     ε̂ = ε(x_t, ∅⁻) + g·(ε(x_t, c) − ε(x_t, ∅⁻)), with ∅⁻ the negative prompt (empty by default); g = 1

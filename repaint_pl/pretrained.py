@@ -113,6 +113,15 @@ def kind_of(path: str) -> str:
     """``stable_diffusion`` (a text-conditioned UNet with a VAE) or ``pixel`` (a UNet2DModel)."""
     if path.endswith(SINGLE_FILE):
         return "stable_diffusion"
+    check_source(path)
+    if not is_local(path):  # a hub id, online: its model_index.json says
+        from diffusers import DiffusionPipeline
+
+        try:
+            index = DiffusionPipeline.load_config(path)
+        except Exception as e:
+            raise _hub_error(path, e) from None
+        return "stable_diffusion" if "vae" in index or "text_encoder" in index else "pixel"
     root = os.path.expanduser(path)
     if os.path.isfile(os.path.join(root, "model_index.json")):
         index = read_json(os.path.join(root, "model_index.json"))

@@ -13,7 +13,7 @@ known pixels exactly, the paste does (optionally ``feather``-ed over a few known
 
 from __future__ import annotations
 
-from typing import Optional, Protocol
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +45,29 @@ def latent_keep_mask(keep_mask: Tensor, factor: int, dilate: int = 0) -> Tensor:
     return (latent >= 1.0).to(keep_mask.dtype)
 
 
-class PixelSpace:
+class Space:
+    """Where the sampler runs: base of the spaces (see the module docstring)."""
+
+    paste_by_default = False
+    factor = 1
+
+    def encode(self, image: Tensor) -> Tensor:
+        """Picture ``[B, C, H, W]`` in [-1, 1] -> the sampler's x0."""
+        raise NotImplementedError
+
+    def mask(self, keep_mask: Tensor) -> Tensor:
+        """Keep mask at picture resolution -> at the sampler's resolution."""
+        raise NotImplementedError
+
+    def decode(self, x: Tensor) -> Tensor:
+        """The sampler's x -> picture in [-1, 1]."""
+        raise NotImplementedError
+
+    def paste(self, result: Tensor, image: Tensor, keep_mask: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class PixelSpace(Space):
     """The sampler runs on the pixels themselves."""
 
     paste_by_default = False  # the original RePaint writes the raw sample
@@ -67,7 +89,7 @@ class PixelSpace:
         return paste(result, image, keep_mask, self.feather)
 
 
-class LatentSpace(nn.Module):
+class LatentSpace(nn.Module, Space):
     """The latent space of a diffusers ``AutoencoderKL`` (Stable Diffusion's VAE).
 
     Args:
@@ -86,12 +108,23 @@ class LatentSpace(nn.Module):
         super().__init__()
         from .pretrained import load_vae
 
-        self.vae = load_vae(pretrained, torch_dtype(dtype), config)
+        self._use(load_vae(pretrained, torch_dtype(dtype), config), dtype, dilate, feather, pretrained)
+
+    @classmethod
+    def of(cls, vae: nn.Module, dtype: DType = "float32", dilate: int = 0, feather: int = 0) -> "LatentSpace":
+        """The latent space of an already built VAE (anything with ``encode``/``decode``/``config`` like AutoencoderKL)."""
+        space = cls.__new__(cls)
+        nn.Module.__init__(space)
+        space._use(vae, dtype, dilate, feather, type(vae).__name__)
+        return space
+
+    def _use(self, vae: nn.Module, dtype: DType, dilate: int, feather: int, source: str) -> None:
+        self.vae = vae
         self.vae.requires_grad_(False)
         cfg = self.vae.config
         self.factor = 2 ** (len(cfg.block_out_channels) - 1)
         self.scaling_factor = float(cfg.scaling_factor)
-        self.dilate, self.feather, self.dtype_name, self.source = dilate, feather, dtype, pretrained
+        self.dilate, self.feather, self.dtype_name, self.source = dilate, feather, dtype, source
 
     def _check_size(self, image: Tensor) -> None:
         h, w = image.shape[-2:]
@@ -115,25 +148,12 @@ class LatentSpace(nn.Module):
 
     @torch.no_grad()
     def decode(self, z: Tensor) -> Tensor:
-        """Scaled latents -> pictures in [-1, 1]."""
+        """Scaled latents -> pictures (nominally in [-1, 1]; the writer clips)."""
         out = self.vae.decode((z / self.scaling_factor).to(torch_dtype(self.dtype_name))).sample
-        return out.float().clamp(-1, 1)
+        return out.float()
 
     def paste(self, result: Tensor, image: Tensor, keep_mask: Tensor) -> Tensor:
         if image.shape[1] != result.shape[1]:
             image = image.expand(-1, result.shape[1], -1, -1)
         return paste(result, image, keep_mask, self.feather)
 
-
-class Space(Protocol):
-    """Where the sampler runs (see the module docstring)."""
-
-    paste_by_default: bool
-
-    def encode(self, image: Tensor) -> Tensor: ...
-
-    def mask(self, keep_mask: Tensor) -> Tensor: ...
-
-    def decode(self, x: Tensor) -> Tensor: ...
-
-    def paste(self, result: Tensor, image: Tensor, keep_mask: Tensor) -> Tensor: ...
