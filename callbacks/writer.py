@@ -3,6 +3,8 @@
 Every file is written atomically (a temporary file renamed into place), so a killed run never leaves
 a half-written PNG.  Inputs whose outputs all exist are marked ``done`` before their batch is sampled:
 a run started again with the same command skips them (results are per-sample, so nothing else changes).
+With ``fingerprint`` set (eval.py sets the run's, see ``repaint_pl.fingerprint``), an input is done only
+if its meta file carries that fingerprint: pictures of two configurations never mix.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class RePaintWriter(BasePredictionWriter):
 
     Each picture folder can be placed elsewhere (the original conf's ``paths``: srs, gts, lrs, gt_keep_masks).
     ``overwrite``: sample again inputs whose outputs exist (default: skip them, which resumes a run).
+    ``fingerprint`` (attribute): the run's fingerprint digest, stored in every meta file; outputs with
+    another digest do not count as done.
     """
 
     def __init__(
@@ -81,6 +85,7 @@ class RePaintWriter(BasePredictionWriter):
         given = dict(inpainted=inpainted, gt=gt, gt_masked=gt_masked, gt_keep_mask=gt_keep_mask)
         self.dirs = {k: os.path.expanduser(v or os.path.join(out_dir, k)) for k, v in given.items()}
         self.meta_dir = os.path.join(out_dir, "meta")
+        self.fingerprint: Optional[str] = None
 
     def path(self, kind: str, name: str) -> str:
         return os.path.join(self.dirs[kind], name)
@@ -89,8 +94,17 @@ class RePaintWriter(BasePredictionWriter):
         return os.path.join(self.meta_dir, os.path.splitext(name)[0] + ".json")
 
     def finished(self, name: str) -> bool:
-        """All outputs of ``name`` exist (the meta file is written last)."""
-        return os.path.isfile(self.meta_path(name)) and all(os.path.isfile(self.path(k, name)) for k in KINDS)
+        """All outputs of ``name`` exist (the meta file is written last), made under this run's fingerprint."""
+        if not (os.path.isfile(self.meta_path(name)) and all(os.path.isfile(self.path(k, name)) for k in KINDS)):
+            return False
+        return self.fingerprint is None or self._meta_fingerprint(name) == self.fingerprint
+
+    def _meta_fingerprint(self, name: str) -> Optional[str]:
+        try:
+            with open(self.meta_path(name)) as f:
+                return json.load(f).get("fingerprint")
+        except (OSError, ValueError):
+            return None
 
     def on_predict_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
@@ -119,4 +133,6 @@ class RePaintWriter(BasePredictionWriter):
                 "seconds": prediction["seconds"],
                 "network_calls": prediction["network_calls"],
             }
+            if self.fingerprint is not None:
+                meta["fingerprint"] = self.fingerprint
             save_json(meta, self.meta_path(name))
