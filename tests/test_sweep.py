@@ -1,0 +1,134 @@
+"""The sweep runner: points run as eval.py runs, then one CSV, plots, picture tables, diversity; configs parse."""
+
+import csv
+import glob
+import itertools
+import os
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from repaint_pl.schedules import count_network_calls, jump_times
+from repaint_pl.sweep import SweepConfigError, check, load_sweep, main, pairwise_fill_distance, points
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_sweep(tmp, ckpt, folders, **extra):
+    spec = {
+        "eval": [
+            f"--ckpt={ckpt}",
+            "--data=repaint_pl.datamodules.InpaintFolderDataModule",
+            f"--data.gt_path={folders[0]}",
+            f"--data.mask_path={folders[1]}",
+            "--data.image_size=32",
+            "--model.net.preset=tiny",
+            "--steps=10",
+            "--model.schedule=JumpSchedule",
+            "--jump_length=2",
+            "--jump_n_sample=2",
+            "--accelerator=cpu",
+            "--metrics.lpips=[vgg]",
+        ],
+        "axes": {"seed": [1, 2]},
+        "diversity": "seed",
+        "plots": [{"x": "network_calls", "y": ["psnr_fill", "1-ssim_fill", "lpips_vgg"]}, {"bars": "seed", "y": ["psnr"]}],
+        "tables": [{"columns": "seed", "rows": 2}],
+        **extra,
+    }
+    path = os.path.join(tmp, "sweep.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump(spec, f)
+    return path
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def png(path):
+    return np.asarray(Image.open(path), dtype=np.float64) / 255
+
+
+def test_a_branching_sweep_writes_csv_plots_tables_and_diversity(tmp_path, tiny_ckpt, image_folders, capsys):
+    path = tiny_sweep(str(tmp_path), tiny_ckpt, image_folders, branch={"at": 10})
+    out = str(tmp_path / "out")
+    main([path, "--out", out])
+    rows = read_csv(os.path.join(out, "sweep.csv"))
+    assert len(rows) == 6 and {r["point"] for r in rows} == {"seed=1", "seed=2"}
+    # every point branches from the trunk's state after transition 10 and pays only for the rest
+    times = jump_times(10, 1, 2, 2)
+    trunk = read_csv(os.path.join(out, "trunk", "metrics.csv"))
+    assert {float(r["network_calls"]) for r in trunk} == {count_network_calls(times)}
+    rest = jump_times(times[11] + 1, 1, 2, 2)  # the configured schedule from the saved level
+    assert {float(r["network_calls"]) for r in rows} == {count_network_calls(rest)}
+    assert sorted(os.listdir(os.path.join(out, "plots"))) == ["bars_seed.png", "psnr_fill_1-ssim_fill_lpips_vgg_vs_network_calls.png"]
+    assert os.listdir(os.path.join(out, "tables")) == ["seed.png"]
+    summary = open(os.path.join(out, "summary.md")).read()
+    assert "no lpips_vgg values" in summary or "lpips_vgg" in rows[0]
+    # diversity: the mean pairwise RMS difference in the filled region, recomputed from the PNGs
+    div = {r["name"]: float(r["pixel_rms_fill"]) for r in read_csv(os.path.join(out, "diversity.csv"))}
+    a, b = (png(os.path.join(out, "points", p, "inpainted", "coffee.png")) for p in ("seed=1", "seed=2"))
+    fill = png(os.path.join(out, "points", "seed=1", "gt_keep_mask", "coffee.png")) < 0.5
+    assert div["coffee.png"] == pytest.approx(np.sqrt(((a - b)[fill] ** 2).mean()), rel=1e-5)
+    assert div["coffee.png"] > 0
+    # started again: every point is skipped, the results stay
+    capsys.readouterr()
+    main([path, "--out", out])
+    assert capsys.readouterr().out.count("done before, skipped") == 2
+
+
+def test_pairwise_fill_distance_is_the_mean_over_pairs():
+    import torch
+
+    samples = torch.rand(3, 1, 4, 4)
+    keep = torch.zeros(1, 4, 4)
+    keep[:, :2] = 1
+    pairs = [((samples[i] - samples[j])[:, 2:] ** 2).mean().sqrt() for i, j in itertools.combinations(range(3), 2)]
+    assert pairwise_fill_distance(samples, keep) == pytest.approx(float(sum(pairs) / 3), rel=1e-6)
+
+
+def test_grid_and_zip_points(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("eval: []\naxes: {steps: [10, 20], jump_n_sample: [1, 2, 3]}\n")
+    grid = points(load_sweep(str(path)))
+    assert [p.name for p in grid][:2] == ["steps=10_jump_n_sample=1", "steps=10_jump_n_sample=2"] and len(grid) == 6
+    assert grid[4].args == ["--steps=20", "--jump_n_sample=2"]
+    path.write_text("eval: []\nmode: zip\naxes: {steps: [10, 20], v: [{label: a, args: [--x=1, --y=2]}, {label: b}]}\n")
+    zipped = points(load_sweep(str(path)))
+    assert [(p.name, p.args) for p in zipped] == [("steps=10_v=a", ["--steps=10", "--x=1", "--y=2"]), ("steps=20_v=b", ["--steps=20"])]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("axes: {steps: [1]}\nplot: []\n", "unknown field"),
+        ("axes: {}\n", "axes: expected a mapping"),
+        ("axes: {steps: 5}\n", "axes.steps: expected a non-empty list"),
+        ("axes: {a: [1], b: [1, 2]}\nmode: zip\n", "mode zip needs axes of one length"),
+        ("axes: {a: [1]}\ntables: [{columns: b}]\n", r"tables\[0\].columns"),
+        ("axes: {a: [1]}\ndiversity: seed\n", "diversity: 'seed' is not an axis"),
+    ],
+)
+def test_bad_sweep_files_are_one_line_errors(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(SweepConfigError, match=message):
+        load_sweep(str(path))
+
+
+def test_a_point_that_does_not_parse_is_reported(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("eval: [--config=configs/demo/texture.yaml]\naxes: {model.no_such_option: [1]}\n")
+    with pytest.raises(SweepConfigError, match="do not parse"):
+        check(load_sweep(str(path)), [])
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "experiments", "*.yaml"))))
+def test_every_experiment_config_parses(path):
+    sweep = load_sweep(path)
+    assert len(points(sweep)) >= 2
+    assert check(sweep, []) >= 1
