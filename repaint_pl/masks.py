@@ -65,39 +65,70 @@ def mask_rng(seed: int, image_id: int, kind: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(image_id), int.from_bytes(kind.encode(), "little") % 2**63])
 
 
-def _stroke(hole: np.ndarray, p0: tuple[float, float], p1: tuple[float, float], width: float) -> None:
-    """Mark pixels within width/2 of the segment p0-p1 (x, y) as hole."""
-    h, w = hole.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+def _stroke(hole: np.ndarray, p0: tuple[int, int], p1: tuple[int, int], thickness: int) -> None:
+    """Mark the pixels OpenCV's ``cv2.line(hole, p0, p1, 1, thickness)`` paints (x, y points; LaMa's brush).
+
+    OpenCV draws a thick line as a filled quadrilateral of half-width ``ceil(thickness / 2)``
+    (an odd thickness is widened by half a pixel each side) whose rows are filled between
+    the rounded edge positions, plus a filled circle of that radius at each end.  Here: a
+    pixel centre is painted when it lies within that radius of an end point, or beside the
+    segment within the half-width plus the half pixel the row rounding adds (0.5·|dy|/length).
+    """
+    radius = math.ceil(thickness / 2)
     (x0, y0), (x1, y1) = p0, p1
+    h, w = hole.shape
+    top, left = max(0, min(y0, y1) - radius - 1), max(0, min(x0, x1) - radius - 1)
+    bottom, right = min(h, max(y0, y1) + radius + 2), min(w, max(x0, x1) + radius + 2)
+    if top >= bottom or left >= right:
+        return
+    ys, xs = np.arange(top - y0, bottom - y0)[:, None], np.arange(left - x0, right - x0)[None, :]  # from p0
     dx, dy = x1 - x0, y1 - y0
-    t = np.clip(((xs - x0) * dx + (ys - y0) * dy) / max(dx * dx + dy * dy, 1e-9), 0, 1)
-    hole |= (xs - (x0 + t * dx)) ** 2 + (ys - (y0 + t * dy)) ** 2 <= (width / 2) ** 2
+    painted = (xs**2 + ys**2 <= radius**2) | ((xs - dx) ** 2 + (ys - dy) ** 2 <= radius**2)
+    if dx or dy:
+        length2 = dx * dx + dy * dy
+        along = xs * dx + ys * dy  # in units of length²: the segment is 0 .. length²
+        across = np.abs(xs * dy - ys * dx)  # in units of length
+        limit = radius * math.sqrt(length2) + 0.5 * abs(dy)
+        painted |= (along >= 0) & (along <= length2) & (across <= limit)
+    hole[top:bottom, left:right] |= painted
+
+
+LAMA_TWO_PI = 2 * 3.1415926  # LaMa's constant for mirroring the angle of every other stroke
 
 
 def lama_strokes(size: int, p: StrokeParams, rng: np.random.Generator) -> np.ndarray:
-    """Hole mask of random polylines with random brush widths (LaMa's irregular masks)."""
+    """Hole mask of random polylines with random brush widths (LaMa's ``make_random_irregular_mask``).
+
+    LaMa's ``RandomIrregularMaskGenerator`` hands ``max_times + 1`` on as the inclusive upper
+    bound, so there are ``min_times .. max_times + 1`` strokes; each of 1..5 segments has an
+    angle of 0.01 + {0..max_angle-1} radians (mirrored for every other stroke), a length
+    of 10 + {0..max_len-1} and a brush of 5 + {0..max_width-1} pixels (at 256², scaled to ``size``).
+    """
     s = size / 256
     hole = np.zeros((size, size), bool)
-    for i in range(rng.integers(p.min_times, p.max_times + 1)):
-        x, y = rng.integers(size), rng.integers(size)
+    for i in range(rng.integers(p.min_times, p.max_times + 2)):
+        x, y = int(rng.integers(size)), int(rng.integers(size))
         for _ in range(1 + rng.integers(5)):
             angle = 0.01 + rng.integers(p.max_angle)
-            angle = 2 * math.pi - angle if i % 2 == 0 else angle
+            angle = LAMA_TWO_PI - angle if i % 2 == 0 else angle
             length = (10 + rng.integers(p.max_len)) * s
-            width = (5 + rng.integers(p.max_width)) * s
-            x1 = int(np.clip(x + length * math.sin(angle), 0, size))
-            y1 = int(np.clip(y + length * math.cos(angle), 0, size))
-            _stroke(hole, (x, y), (x1, y1), width)
+            thickness = max(1, round((5 + rng.integers(p.max_width)) * s))
+            x1 = int(np.clip(np.trunc(x + length * np.sin(angle)), 0, size))  # LaMa: astype(int32), then clip
+            y1 = int(np.clip(np.trunc(y + length * np.cos(angle)), 0, size))
+            _stroke(hole, (x, y), (x1, y1), thickness)
             x, y = x1, y1
     return hole
 
 
 def lama_boxes(size: int, p: BoxParams, rng: np.random.Generator) -> np.ndarray:
-    """Hole mask of random rectangles (LaMa's box masks)."""
+    """Hole mask of random rectangles (LaMa's ``make_random_rectangle_mask``).
+
+    LaMa's ``RandomRectangleMaskGenerator`` hands ``bbox_max_size + 1`` on as the exclusive
+    bound, so sides reach ``bbox_max_size`` (150 px for thick at 256²); ``min_times .. max_times`` boxes.
+    """
     s = size / 256
     margin, lo = round(p.margin * s), max(1, round(p.bbox_min_size * s))
-    hi = max(lo + 1, min(round(p.bbox_max_size * s), size - 2 * margin))
+    hi = max(lo + 1, min(round(p.bbox_max_size * s) + 1, size - 2 * margin))
     hole = np.zeros((size, size), bool)
     for _ in range(rng.integers(p.min_times, p.max_times + 1)):
         bw, bh = rng.integers(lo, hi), rng.integers(lo, hi)
