@@ -42,6 +42,34 @@ def sample_id(image_index: int, mask_type: Optional[str] = None) -> int:
     return int(image_index) if mask_type is None else int(image_index) * MASK_CODES + mask_code(mask_type)
 
 
+def model_channels(trainer: Optional[L.Trainer]) -> Optional[int]:
+    """Channels of the images the trainer's model takes (the VAE's for a latent model, else its UNet's), or None."""
+    module = getattr(trainer, "lightning_module", None) if trainer is not None else None
+    vae = getattr(getattr(module, "space", None), "vae", None)
+    if vae is not None:
+        return int(vae.config.in_channels)
+    for owner in (getattr(module, "net", None), getattr(module, "denoiser", None)):
+        if getattr(owner, "in_channels", None):
+            return int(owner.in_channels)
+    return None
+
+
+def resolve_channels(given: Optional[int], trainer: Optional[L.Trainer], default: int = 3) -> int:
+    """The data's channels: ``given`` (1 or 3, and the model's if a model is attached), else the model's, else
+    ``default``.  A mismatch is a one-line error rather than a convolution's traceback."""
+    expected = model_channels(trainer)
+    if given is None:
+        return expected or default
+    if given not in (1, 3):
+        raise ValueError(f"data.channels: expected 1 (grey) or 3 (RGB), got {given}")
+    if expected is not None and given != expected:
+        raise ValueError(
+            f"data.channels={given} but the model takes {expected}-channel images; "
+            f"leave data.channels unset to follow the model"
+        )
+    return given
+
+
 def output_stem(path: str, root: Optional[str] = None) -> str:
     """Stem of the output files for input ``path``: the file name, or its path below ``root`` (nested layouts)."""
     rel = os.path.relpath(path, root) if root and os.path.isdir(root) else os.path.basename(path)
@@ -193,7 +221,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         labels: a label file (``name label`` per line, or CSV) instead.
         max_images, offset: a slice of the sorted images (sample ids stay those of the full list).
         mask_seed: seeds the generated masks.
-        channels: 3 (RGB) or 1 (grey).
+        channels: 3 (RGB) or 1 (grey); None: the model's (images are converted when read).
         prompts: per-image prompts for text models (``prompts.txt``: one line per image in sorted order, or
             ``name<TAB>prompt``; ``prompts.json``: name -> prompt); default: such a file in the image folder.
         batch_size, num_workers: DataLoader settings.
@@ -213,7 +241,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         max_images: Optional[int] = None,
         offset: int = 0,
         mask_seed: int = 0,
-        channels: int = 3,
+        channels: Optional[int] = None,
         batch_size: int = 1,
         num_workers: int = 0,
         prompts: Optional[str] = None,
@@ -277,7 +305,7 @@ class ImageFolderDataModule(L.LightningDataModule):
             mask_threshold=self.mask_threshold,
             invert_masks=self.invert_masks,
             labels=[labels[i] for _, i, _ in pairs] if labels else None,
-            channels=self.channels,
+            channels=resolve_channels(self.channels, self.trainer),
             check_mask_size=self.check_mask_size,
             image_index=[i for _, i, _ in pairs],
             prompts=[prompts[i] for _, i, _ in pairs] if prompts else None,

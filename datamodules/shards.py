@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from repaint_pl.masks import keep_mask
 
-from .folders import sample_id
+from .folders import resolve_channels, sample_id
 from .images import ImageFileError, center_crop_resize, to_chw
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
@@ -121,7 +121,7 @@ class ShardDataModule(L.LightningDataModule):
         urls: shard paths or URLs (brace patterns allowed), or a list of them.
         image_size: the model's size (guided-diffusion resize and centre crop).
         mask_types: mask types for samples without ``mask.png`` / ``mask.txt``.
-        mask_seed, invert_masks, mask_threshold, channels: as for folders.
+        mask_seed, invert_masks, mask_threshold, channels: as for folders (channels None: the model's).
         batch_size, num_workers: DataLoader settings (use at least as many shards as nodes × workers).
     """
 
@@ -133,13 +133,16 @@ class ShardDataModule(L.LightningDataModule):
         mask_seed: int = 0,
         invert_masks: bool = False,
         mask_threshold: Optional[float] = 0.5,
-        channels: int = 3,
+        channels: Optional[int] = None,
         batch_size: int = 1,
         num_workers: int = 0,
     ):
         super().__init__()
-        self.items = ShardItems(urls, image_size, mask_types, mask_seed, invert_masks, mask_threshold, channels)
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.items = ShardItems(urls, image_size, mask_types, mask_seed, invert_masks, mask_threshold, channels or 3)
+        self.batch_size, self.num_workers, self.channels = batch_size, num_workers, channels
+
+    def setup(self, stage: str = "predict") -> None:
+        self.items.channels = resolve_channels(self.channels, self.trainer)
 
     def predict_dataloader(self) -> DataLoader:
         return DataLoader(self.items, batch_size=self.batch_size, num_workers=self.num_workers)

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from repaint_pl.masks import PAPER_MASK_TYPES
 from repaint_pl.noise import sample_seed
 
-from .folders import InpaintItems, sample_id
+from .folders import InpaintItems, resolve_channels, sample_id
 from .images import ImageFileError, list_images, open_rgb
 
 SKIMAGE_TEXTURES = ("brick", "grass", "gravel")
@@ -127,7 +127,7 @@ class TextureDataModule(L.LightningDataModule):
         crop_size: side of the training (and validation) crops in pixels.
         eval_size: side of the evaluation crops (default: crop_size); a convolutional texture
             model trained on small crops can fill larger ones.
-        channels: 1 (grey) or 3 (colour).
+        channels: 1 (grey) or 3 (colour); None: the model's (grey without a model).
         hflip, vflip, rot90: training augmentations.
         held_out: right-hand fraction of every texture kept out of training, for evaluation.
         epoch_length: random crops per training epoch (sampling is unlimited).
@@ -146,7 +146,7 @@ class TextureDataModule(L.LightningDataModule):
         scale: float = 0.5,
         crop_size: int = 64,
         eval_size: Optional[int] = None,
-        channels: int = 1,
+        channels: Optional[int] = None,
         hflip: bool = True,
         vflip: bool = True,
         rot90: bool = False,
@@ -160,7 +160,7 @@ class TextureDataModule(L.LightningDataModule):
         num_workers: int = 0,
     ):
         super().__init__()
-        if channels not in (1, 3):
+        if channels not in (None, 1, 3):
             raise ValueError(f"data.channels: expected 1 or 3, got {channels}")
         self.root, self.texture_names, self.scale, self.crop_size = root, list(textures), scale, crop_size
         self.eval_size = eval_size or crop_size
@@ -169,6 +169,7 @@ class TextureDataModule(L.LightningDataModule):
         self.mask_types, self.mask_seed, self.seed = list(mask_types), mask_seed, seed
         self.batch_size, self.num_workers = batch_size, num_workers
         self.parts: Optional[list[tuple[str, torch.Tensor, torch.Tensor]]] = None
+        self.image_channels = channels or 1  # resolved against the model in setup
 
     def _sources(self) -> list[tuple[str, Image.Image]]:
         if self.root is None:
@@ -180,11 +181,12 @@ class TextureDataModule(L.LightningDataModule):
 
     def setup(self, stage: str = "fit") -> None:
         if self.parts is None:
+            self.image_channels = resolve_channels(self.channels, self.trainer, default=1)
             self.parts = [
                 (
                     name,
                     *split_held_out(
-                        texture_tensor(img, self.scale, self.channels),
+                        texture_tensor(img, self.scale, self.image_channels),
                         self.held_out,
                         max(self.crop_size, self.eval_size),
                     ),
@@ -240,7 +242,7 @@ class TextureDataModule(L.LightningDataModule):
             self.eval_size,
             generated=True,
             mask_seed=self.mask_seed,
-            channels=self.channels,
+            channels=self.image_channels,
             image_index=[i for i, _ in pairs],
         )
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)

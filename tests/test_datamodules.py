@@ -183,3 +183,18 @@ def test_textures_train_crops_and_held_out_eval():
     assert len(names) == 3 * 2 * 2 and "ex64/brick_0.png" in names
     for _, train, held in dm.parts:  # evaluation crops never overlap training pixels
         assert train.shape[-1] + held.shape[-1] == 128 and held.shape[-1] == 64
+
+
+def test_channels_follow_the_model():
+    from types import SimpleNamespace
+
+    from repaint_pl.datamodules.folders import resolve_channels
+
+    grey = SimpleNamespace(lightning_module=SimpleNamespace(net=SimpleNamespace(in_channels=1)))
+    vae = SimpleNamespace(config=SimpleNamespace(in_channels=3))
+    latent = SimpleNamespace(lightning_module=SimpleNamespace(net=None, space=SimpleNamespace(vae=vae)))
+    assert resolve_channels(None, grey) == 1 and resolve_channels(None, latent) == 3  # a VAE's, not the UNet's 4
+    assert resolve_channels(None, None) == 3 and resolve_channels(None, None, default=1) == 1
+    assert resolve_channels(1, grey) == 1
+    with pytest.raises(ValueError, match="data.channels=3 but the model takes 1-channel images"):
+        resolve_channels(3, grey)

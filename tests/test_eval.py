@@ -4,11 +4,14 @@ import os
 
 import numpy as np
 import pytest
+import torch
 import yaml
+from conftest import randomize
 from PIL import Image
 
 from repaint_pl.cli import eval_main
-from repaint_pl.nets import CheckpointError
+from repaint_pl.datamodules import load_image
+from repaint_pl.nets import CheckpointError, UNetConfig
 from repaint_pl.original_conf import RepaintConfError, translate
 
 TINY_ARGS = [
@@ -196,3 +199,54 @@ def test_command_line_errors_are_one_line(tmp_path, tiny_ckpt, image_folders):
     proc = subprocess.run(args, capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {tiny_ckpt}: weights do not fit net celeba256")
+
+
+@pytest.fixture(scope="module")
+def grey_ckpt(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp("grey") / "tiny_grey.pt")
+    torch.save(randomize(UNetConfig(preset="tiny", in_channels=1).build()).state_dict(), path)
+    return path
+
+
+def grey_run(tmp, ckpt, images, *extra):
+    out = os.path.join(tmp, "out")
+    eval_main(
+        [
+            "--ckpt",
+            ckpt,
+            "--model.net.in_channels",
+            "1",
+            "--data",
+            "repaint_pl.datamodules.ImageFolderDataModule",
+            "--data.image_path",
+            images,
+            "--data.image_size",
+            "32",
+            "--data.mask_types",
+            "[ex64]",
+            "--writer.out_dir",
+            out,
+            "--metrics.lpips",
+            "[]",
+            *TINY_ARGS,
+            *extra,
+        ]
+    )
+    return out
+
+
+@pytest.mark.slow
+def test_rgb_images_follow_a_grey_model(tmp_path, grey_ckpt, image_folders):
+    out = grey_run(str(tmp_path), grey_ckpt, image_folders[0])
+    for name in ("astronaut.png", "chelsea.png", "coffee.png"):
+        picture = Image.open(os.path.join(out, "inpainted", "ex64", name))
+        assert picture.mode == "L" and picture.size == (32, 32)
+        # the ground truth written is the photo read in grey (PIL's L conversion), as the model saw it
+        grey = load_image(os.path.join(image_folders[0], name), 32, channels=1)[0]
+        expected = ((grey + 1) * 127.5).clamp(0, 255).to(torch.uint8).numpy()
+        assert np.array_equal(read(out, "gt", f"ex64/{name}"), expected)
+
+
+def test_data_channels_against_the_model_is_one_line(tmp_path, grey_ckpt, image_folders):
+    with pytest.raises(ValueError, match="data.channels=3 but the model takes 1-channel images"):
+        grey_run(str(tmp_path), grey_ckpt, image_folders[0], "--data.channels", "3")
