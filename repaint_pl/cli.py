@@ -304,6 +304,11 @@ def eval_main(args: Optional[list[str]] = None) -> RePaintCLI:
     from .fingerprint import digest, guard_run
 
     cli = eval_cli(prepare_eval_argv(sys.argv[1:] if args is None else args))
+    if cli.model.noise_mode == "global" and cli.trainer.world_size > 1:  # every process would draw one stream
+        raise ValueError(
+            f"model.noise=global draws the original's single stream: it cannot run on {cli.trainer.world_size} "
+            f"processes; use --devices 1 or model.noise=per_sample"
+        )
     # the outputs' fingerprint: refuse a folder of another configuration's pictures, then record this one
     writer = next(c for c in cli.trainer.callbacks if isinstance(c, RePaintWriter))
     main = cli.trainer.is_global_zero

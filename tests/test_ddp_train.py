@@ -148,3 +148,14 @@ def test_global_noise_refuses_several_processes(monkeypatch):
     monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
     with pytest.raises(ValueError, match="noise='global'.* 2 processes"):
         module._noise(torch.arange(2), torch.device("cpu"))
+
+
+def test_eval_with_global_noise_on_two_processes_is_one_line(tmp_path, tiny_ckpt, image_folders):
+    from repaint_pl.cli import eval_main
+
+    args = ["--ckpt", tiny_ckpt, "--model.net.preset", "tiny", "--model.noise", "global"]
+    args += ["--data", "repaint_pl.datamodules.ImageFolderDataModule", "--data.image_path", image_folders[0]]
+    args += ["--writer.out_dir", str(tmp_path), "--accelerator", "cpu", "--devices", "2", "--trainer.strategy", "ddp"]
+    with pytest.raises(ValueError, match="noise=global .* cannot run on 2 processes"):
+        eval_main(args)
+    assert not os.listdir(tmp_path)  # refused before anything was written
