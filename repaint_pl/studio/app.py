@@ -73,7 +73,8 @@ class Studio:
 
     def config_extra(self, settings: dict[str, Any]) -> dict[str, Any]:
         """What the eval.py config needs beyond the model's loaded section."""
-        model: dict[str, Any] = {"sampler": {"class_path": f"repaint_pl.samplers.{SAMPLERS[settings['sampler']].__name__}"}}
+        cls = SAMPLERS[settings["sampler"]]
+        model: dict[str, Any] = {"sampler": {"class_path": f"{cls.__module__}.{cls.__name__}"}}
         if can_respace(self.model):
             model["diffusion"] = {**self.model_config.get("diffusion", {}),
                                   "timestep_respacing": str(settings["steps"])}
@@ -391,13 +392,13 @@ def build_app(studio: Studio) -> gr.Blocks:
                 with gr.Row():
                     mask_view = gr.Image(label="what the model gets (hole in pink)", format="png",
                                          interactive=False, elem_id="mask-view", height=200)
-                    mask_note = gr.Markdown("")
+                    mask_note = gr.Markdown("", elem_id="mask-note")
             with gr.Column(scale=5):
                 schedule = _schedule_controls(studio)
                 calls = gr.Markdown("", elem_id="calls")
                 plot = gr.Image(label="schedule", format="png", interactive=False, elem_id="schedule-plot")
                 with gr.Row():
-                    sampler = gr.Dropdown(list(SAMPLERS), value="RePaint", label="sampler")
+                    sampler = gr.Dropdown(list(SAMPLERS), value="RePaint", label="sampler", visible=len(SAMPLERS) > 1)
                     seed = gr.Number(0, label="seed", precision=0, elem_id="seed")
                     variants = gr.Slider(1, 4, value=1, step=1, label="variants")
                 with gr.Row(visible=studio.has_prompt):
@@ -409,8 +410,9 @@ def build_app(studio: Studio) -> gr.Blocks:
                 label = gr.Number(0, label=f"class (0 … {(studio.num_classes or 1) - 1})", precision=0,
                                   visible=bool(studio.num_classes))
                 with gr.Row():
-                    keep_every = gr.Number(5, label="keep a state every k calls", precision=0, minimum=1)
-                    preview_every = gr.Number(5, label="preview every k transitions", precision=0, minimum=1)
+                    keep_every = gr.Number(5, label="keep a state every k calls", precision=0, minimum=1, elem_id="keep-every")
+                    preview_every = gr.Number(5, label="preview every k transitions", precision=0, minimum=1,
+                                              elem_id="preview-every")
                 with gr.Row():
                     run = gr.Button("Run", variant="primary", elem_id="run")
                     stop = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -487,7 +489,7 @@ def load_studio(model_args: list[str]) -> Studio:
     model.to(device)
     config = cli.config.as_dict()
     size = getattr(dm, "eval_size", None) or getattr(dm, "image_size", None) or getattr(model.net, "image_size", 64)
-    channels = getattr(dm, "channels", None) or getattr(model.net, "in_channels", 3)
+    channels = getattr(model.net, "in_channels", None) or getattr(dm, "channels", None) or 3
     return Studio(model, config["model"], int(size), int(channels), example_pictures(dm), config.get("ckpt"), str(device))
 
 

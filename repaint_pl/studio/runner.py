@@ -13,16 +13,25 @@ import torch
 from torch import Tensor
 
 from .. import samplers
-from ..sampler import SamplerState, StepState
+from ..sampler import RePaintSampler, SamplerState, StepState
+from ..sampler import Sampler as BaseSampler
 from ..schedules import count_network_calls
 from .logic import Progress, StudioInputError, keep_indices, split_state, to_uint8
 
-SAMPLERS = {
-    "RePaint": samplers.RePaintSampler,
-    "DDIM-RePaint": samplers.DDIMRePaintSampler,
-    "DDNM": samplers.DDNMSampler,
-    "DiffPIR": samplers.DiffPIRSampler,
-}
+
+
+def _samplers() -> dict[str, type]:
+    """The samplers a user can pick: those the model's config accepts (subclasses of ``sampler.Sampler``)
+    that walk the model's time table (so that kept states and branches mean the same thing)."""
+    found = {"RePaint": RePaintSampler}
+    for label, name in (("DDIM-RePaint", "DDIMRePaintSampler"), ("DDNM", "DDNMSampler"), ("DiffPIR", "DiffPIRSampler")):
+        cls = getattr(samplers, name, None)
+        if isinstance(cls, type) and issubclass(cls, BaseSampler):
+            found[label] = cls
+    return found
+
+
+SAMPLERS = _samplers()
 
 
 class Stopped(Exception):
@@ -83,7 +92,7 @@ class Job:
     image: Tensor  # [B, C, S, S] in [-1, 1]
     keep_mask: Tensor  # [B, 1, S, S]
     ids: Tensor  # [B]
-    times: list[int]  # the table walked (full, also for a branch)
+    times: list[int]  # the whole table (for a branch: the parent's part up to ``start``, then the new rest)
     start: Optional[SamplerState] = None
     y: Optional[Tensor] = None
     prompts: Optional[Sequence[str]] = None
@@ -123,8 +132,9 @@ class Job:
         stopped, error, pictures = False, "", []
         try:
             with torch.no_grad():
+                tail = self.times if self.start is None else self.times[self.start.index + 1 :]
                 out = self.model.inpaint(
-                    self.image, self.keep_mask, self.ids, self.y, times=self.times, on_step=self._hook,
+                    self.image, self.keep_mask, self.ids, self.y, times=tail, on_step=self._hook,
                     prompts=self.prompts, negative_prompts=self.negative_prompts, start=self.start,
                 )
             pictures = [to_uint8(p) for p in out]
