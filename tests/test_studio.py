@@ -277,5 +277,5 @@ def test_downloaded_config_reproduces_a_branch_with_eval_py(studio, tmp_path, mo
         z.extractall(tmp_path)
     monkeypatch.chdir(tmp_path)
     eval_main(["--config", "config.yaml", "--metrics.enabled=false"])
-    written = np.asarray(Image.open(os.path.join(tmp_path, "reproduced", "inpainted", "studio", "image.png")))
+    written = np.asarray(Image.open(os.path.join(tmp_path, "reproduced", "inpainted", "image.png")))
     np.testing.assert_array_equal(written, branch.picture)

@@ -19,6 +19,7 @@ import yaml
 from PIL import Image
 from torch import Tensor
 
+from ..callbacks.writer import to_uint8 as writer_uint8
 from ..masks import MASK_TYPES, keep_mask
 from ..sampler import SamplerState, StepState
 from ..schedules import ExplicitTimes, JumpSchedule, ProfileSchedule, check_times, count_network_calls
@@ -77,9 +78,9 @@ def to_tensor(picture: np.ndarray) -> Tensor:
 
 
 def to_uint8(x: Tensor) -> np.ndarray:
-    """``[C, S, S]`` in [-1, 1] -> uint8 ``[S, S]`` (grey) or ``[S, S, C]``, rounded like the result PNGs."""
-    arr = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return arr[0].numpy() if arr.shape[0] == 1 else arr.permute(1, 2, 0).numpy()
+    """``[C, S, S]`` in [-1, 1] -> uint8 ``[S, S]`` (grey) or ``[S, S, C]``, exactly as eval.py writes PNGs."""
+    arr = writer_uint8(x.detach())
+    return arr[..., 0] if arr.shape[-1] == 1 else arr
 
 
 def enlarge(picture: np.ndarray, side: int = 256) -> np.ndarray:
