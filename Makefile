@@ -8,7 +8,11 @@ PY := .venv/bin/python
 	touch $@
 
 .PHONY: setup test demo
-setup: .venv/.installed
+setup: .venv/.installed /usr/bin/chromium
+
+# the studio's browser test drives Debian's chromium (Playwright cannot download its own browser here)
+/usr/bin/chromium:
+	apt-get update -q && apt-get install -y -q chromium || echo "the browser test needs Debian's chromium: apt-get install chromium"
 
 test: setup
 	$(PY) -m pytest -q
