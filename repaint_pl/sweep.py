@@ -628,7 +628,7 @@ def parse_eval_args(argv: list[str]) -> Any:
         cli = ParseOnly(RePaintModule, L.LightningDataModule, subclass_mode_data=True, run=False, args=front + argv,
                         parser_kwargs={"exit_on_error": False}, save_config_callback=None, seed_everything_default=0)
     except Exception as e:  # noqa: BLE001 - jsonargparse's errors become one line
-        raise SweepConfigError(f"eval.py arguments do not parse: {str(e).splitlines()[0]}") from None
+        raise SweepConfigError(f"eval.py arguments do not parse: {' '.join(str(e).split())[:500]}") from None
     return cli.config
 
 
