@@ -96,6 +96,9 @@ class ShardItems(IterableDataset):
             }
             if "cls" in sample:
                 item["y"] = int(sample["cls"].decode().strip())
+            text = sample.get("prompt", sample.get("txt"))
+            if text is not None:  # a per-image prompt for text-conditioned models
+                item["prompt"] = text.decode("utf-8").strip() if isinstance(text, bytes) else str(text)
             try:
                 item["image"] = self._image(sample, source)
                 item["keep_mask"] = (

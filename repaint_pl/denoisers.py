@@ -223,6 +223,7 @@ class StableDiffusionDenoiser(nn.Module, Denoiser):
         self.text_encoder.requires_grad_(False)
         cfg = self.unet.config
         self.diffusion, self.clip_x0 = unet_diffusion(parts["scheduler"], steps, cfg.out_channels, cfg.in_channels, pretrained)
+        self.scheduler_config = parts["scheduler"]
         self.prompt, self.negative_prompt, self.guidance_scale = prompt, negative_prompt, guidance_scale
         self.dtype_name = dtype
 

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from repaint_pl.nets import UNetConfig
+from repaint_pl.tiny import randomize  # noqa: F401  (tests import it from here)
 
 # tests never download: LPIPS/FID backbones come from $TORCH_HOME only (repaint_pl.scoring.load_backbone)
 os.environ.setdefault("REPAINT_NO_DOWNLOAD", "1")
@@ -17,13 +18,6 @@ os.environ.setdefault("REPAINT_NO_DOWNLOAD", "1")
 TINY = dict(preset="tiny")  # 32x32, 32 channels, learned variance
 
 
-def randomize(module: torch.nn.Module, seed: int = 0, scale: float = 0.05) -> torch.nn.Module:
-    """Random values for every parameter, the zero-initialised output layers included."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * scale)
-    return module
 
 
 def photos(n: int = 3) -> list[tuple[str, np.ndarray]]:

@@ -24,6 +24,7 @@ from repaint_pl.noise import PerSampleNoise
 from repaint_pl.pretrained import PretrainedError, diffusion_from_scheduler
 from repaint_pl.schedules import ExplicitTimes, JumpSchedule
 from repaint_pl.spaces import LatentSpace, PixelSpace, latent_keep_mask
+from repaint_pl.tiny import tiny_ddpm_pipeline, tiny_sd_pipeline
 
 from conftest import TINY, randomize
 
@@ -35,49 +36,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # ----------------------------------------------------------------------------- tiny components
 
 
-def byte_vocab() -> dict[str, int]:
-    """CLIP's byte-level alphabet (256 symbols), each also as a word end, plus the two special tokens."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    others = [b for b in range(256) if b not in printable]
-    chars = [chr(c) for c in printable] + [chr(256 + n) for n in range(len(others))]
-    vocab = {c: i for i, c in enumerate(chars)}
-    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
-    vocab["<|startoftext|>"], vocab["<|endoftext|>"] = len(vocab), len(vocab) + 1
-    return vocab
-
-
-def tiny_sd_pipeline(prediction_type: str = "epsilon"):
-    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    torch.manual_seed(0)
-    vocab = byte_vocab()
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16)
-    text_config = CLIPTextConfig(
-        hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, vocab_size=len(vocab),
-        max_position_embeddings=16, bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
-        pad_token_id=vocab["<|endoftext|>"],
-    )
-    unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(16, 32), layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=4, norm_num_groups=8,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 8, 8, 8), down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, norm_num_groups=4, layers_per_block=1,
-    )
-    scheduler = DDPMScheduler(
-        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1, clip_sample=False,
-        prediction_type=prediction_type,
-    )
-    return StableDiffusionPipeline(
-        vae=vae, text_encoder=randomize(CLIPTextModel(text_config), 1, 0.2), tokenizer=tokenizer,
-        unet=randomize(unet, 2), scheduler=scheduler, safety_checker=None, feature_extractor=None,
-        requires_safety_checker=False,
-    )
-
-
 @pytest.fixture(scope="session")
 def tiny_sd(tmp_path_factory) -> str:
     path = str(tmp_path_factory.mktemp("sd") / "tiny_sd")
@@ -87,16 +45,8 @@ def tiny_sd(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_ddpm(tmp_path_factory) -> str:
-    from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
-
-    torch.manual_seed(0)
-    unet = UNet2DModel(
-        sample_size=32, in_channels=3, out_channels=3, block_out_channels=(16, 32), layers_per_block=1,
-        down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
-        norm_num_groups=8,
-    )
     path = str(tmp_path_factory.mktemp("ddpm") / "tiny_ddpm")
-    DDPMPipeline(unet=randomize(unet, 3), scheduler=DDPMScheduler(num_train_timesteps=1000)).save_pretrained(path)
+    tiny_ddpm_pipeline().save_pretrained(path)
     return path
 
 
@@ -356,3 +306,73 @@ def test_bad_inputs_get_one_line(tmp_path, tiny_sd, pictures):
     (tmp_path / "three" / "prompts.txt").write_text("one\ntwo\nthree\n")
     line = one_line_error("--pretrained", tiny_sd, "--images", str(tmp_path / "three"), "--steps", "2")
     assert "3 prompts for 2 images" in line
+
+
+@pytest.mark.slow
+def test_two_processes_write_the_same_stable_diffusion_pictures_as_one(tmp_path, tiny_sd, pictures):
+    common = ["--pretrained", tiny_sd, "--images", pictures, "--image_size", "64", "--masks", "thick,nn2",
+              "--steps", "4", "--jump_length", "2", "--jump_n_sample", "2", "--accelerator", "cpu",
+              "--guidance_scale", "2", "--progress.refresh_rate", "0"]
+    outs = {n: str(tmp_path / f"p{n}") for n in (1, 2)}
+    for n, out in outs.items():
+        extra = ["--devices", "2", "--trainer.strategy", "ddp"] if n == 2 else []
+        subprocess.run([sys.executable, os.path.join(REPO, "eval.py"), *common, *extra, "--out", out],
+                       check=True, capture_output=True, timeout=600, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    for kind in ("thick", "nn2"):
+        for name in ("astronaut", "coffee"):
+            a, b = (np.asarray(Image.open(os.path.join(o, "inpainted", kind, name + ".png"))).astype(int)
+                    for o in outs.values())
+            assert np.abs(a - b).max() <= 1, (kind, name)
+
+
+# ----------------------------------------------------------------------------- prompts from the data
+
+
+def test_prompts_from_sidecar_files_follow_their_images(tmp_path):
+    from repaint_pl.datamodules import ImageFolderDataModule
+
+    for name in ("b", "a", "c"):
+        Image.new("RGB", (16, 16)).save(tmp_path / f"{name}.png")
+    (tmp_path / "prompts.json").write_text(json.dumps({"c": "sea", "a.png": "sky", "b": "sand"}))
+    dm = ImageFolderDataModule(str(tmp_path), image_size=16, mask_types=["thick", "genhalf"])
+    dm.setup()
+    assert {(it["name"], it["prompt"]) for it in dm.dataset} == {
+        (f"{k}/{n}.png", p) for k in ("thick", "genhalf") for n, p in (("a", "sky"), ("b", "sand"), ("c", "sea"))
+    }
+    (tmp_path / "lines.txt").write_text("one\ntwo\nthree\n")  # sorted image order
+    dm = ImageFolderDataModule(str(tmp_path), image_size=16, mask_types=["thick"], prompts=str(tmp_path / "lines.txt"))
+    dm.setup()
+    assert [it["prompt"] for it in dm.dataset] == ["one", "two", "three"]
+
+
+def test_prompt_field_of_webdataset_shards(tmp_path):
+    import io
+
+    import webdataset as wds
+
+    from repaint_pl.datamodules.shards import ShardItems
+
+    url = str(tmp_path / "s-000000.tar")
+    with wds.TarWriter(url) as w:
+        for i, text in enumerate(("a fox", "a boat")):
+            buf = io.BytesIO()
+            Image.new("RGB", (16, 16)).save(buf, format="PNG")
+            w.write({"__key__": f"{i:06d}", "png": buf.getvalue(), "prompt": text.encode()})
+    items = list(ShardItems(url, 16, ["thick"]))
+    assert [it["prompt"] for it in items] == ["a fox", "a boat"]
+
+
+def test_per_image_prompts_reach_the_denoiser(tiny_sd):
+    """Each image is conditioned on its own prompt: the same picture under two prompts fills differently,
+    and an image's fill does not depend on the prompt of its batch neighbour."""
+    den = StableDiffusionDenoiser(tiny_sd, guidance_scale=4.0, steps=4)
+    module = RePaintModule(denoiser=den, space=LatentSpace(tiny_sd), schedule=JumpSchedule(jump_length=1,
+                                                                                          jump_n_sample=1)).eval()
+    image, keep, _ = batch(64)
+    image, keep = image[:1].expand(2, -1, -1, -1), keep[:1].expand(2, -1, -1, -1)
+    ids = torch.tensor([7, 7])
+    with torch.no_grad():
+        two = module.inpaint(image, keep, ids, prompts=["a red door", "green grass"])
+        alone = module.inpaint(image[:1], keep[:1], ids[:1], prompts=["green grass"])
+    assert (two[0] - two[1]).abs().max() > 1e-3
+    assert torch.allclose(two[1], alone[0], atol=1e-5)

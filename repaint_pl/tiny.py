@@ -1,0 +1,76 @@
+"""Tiny random diffusers components, built offline: a Stable Diffusion pipeline and a pixel DDPM.
+
+For the tests and the benchmarks (nothing is downloaded): CLIP's tokenizer gets a byte-level
+vocabulary directly, the networks get random weights (the zero-initialised output layers too).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def randomize(module: torch.nn.Module, seed: int = 0, scale: float = 0.05) -> torch.nn.Module:
+    """Random values for every parameter, the zero-initialised output layers included."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * scale)
+    return module
+
+
+def byte_vocab() -> dict[str, int]:
+    """CLIP's byte-level alphabet (256 symbols), each also as a word end, plus the two special tokens."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    chars = [chr(c) for c in printable] + [chr(256 + n) for n in range(len(others))]
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    vocab["<|startoftext|>"], vocab["<|endoftext|>"] = len(vocab), len(vocab) + 1
+    return vocab
+
+
+def tiny_sd_pipeline(prediction_type: str = "epsilon"):
+    """A Stable Diffusion pipeline with 64² pictures → 8² latents (VAE factor 8), CLIP width 32."""
+    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(0)
+    vocab = byte_vocab()
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16)
+    text_config = CLIPTextConfig(
+        hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, vocab_size=len(vocab),
+        max_position_embeddings=16, bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
+        pad_token_id=vocab["<|endoftext|>"],
+    )
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(16, 32), layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=4, norm_num_groups=8,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(8, 8, 8, 8), down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, norm_num_groups=4, layers_per_block=1,
+    )
+    scheduler = DDPMScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1, clip_sample=False,
+        prediction_type=prediction_type,
+    )
+    return StableDiffusionPipeline(
+        vae=vae, text_encoder=randomize(CLIPTextModel(text_config), 1, 0.2), tokenizer=tokenizer,
+        unet=randomize(unet, 2, 0.15), scheduler=scheduler, safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+
+def tiny_ddpm_pipeline(sample_size: int = 32):
+    """A diffusers DDPMPipeline: a small UNet2DModel (RGB) and the default linear DDPMScheduler."""
+    from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+
+    torch.manual_seed(0)
+    unet = UNet2DModel(
+        sample_size=sample_size, in_channels=3, out_channels=3, block_out_channels=(16, 32), layers_per_block=1,
+        down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+        norm_num_groups=8,
+    )
+    return DDPMPipeline(unet=randomize(unet, 3), scheduler=DDPMScheduler(num_train_timesteps=1000))
