@@ -173,7 +173,9 @@ def _check(s: Sweep) -> None:
         raise SweepConfigError(f"{s.path}: branch: expected {{at: K, eval: [...]}} with an integer transition K")
     for i, p in enumerate(s.plots):
         if not isinstance(p, dict) or not isinstance(p.get("y"), list) or not ("x" in p) ^ ("bars" in p):
-            raise SweepConfigError(f"{s.path}: plots[{i}]: expected {{x: AXIS_OR_COLUMN, y: [...]}} or {{bars: AXIS, y: [...]}}")
+            raise SweepConfigError(
+                f"{s.path}: plots[{i}]: expected {{x: AXIS_OR_COLUMN, y: [...]}} or {{bars: AXIS, y: [...]}}"
+            )
         for key in ("bars", "series"):
             if key in p and p[key] not in names:
                 raise SweepConfigError(f"{s.path}: plots[{i}].{key}: {p[key]!r} is not an axis ({names})")
@@ -235,7 +237,9 @@ def run_trunk(s: Sweep, out: str, extra: list[str]) -> list[str]:
     if not _finished(args, trunk):
         start = time.perf_counter()
         _run_eval(args, trunk)
-        print(f"[trunk] states after transition {at} saved in {states} ({time.perf_counter() - start:.0f} s)", flush=True)
+        print(
+            f"[trunk] states after transition {at} saved in {states} ({time.perf_counter() - start:.0f} s)", flush=True
+        )
     return [f"--resume_state={states}"]
 
 
@@ -284,7 +288,9 @@ def read_rows(folder: str) -> list[dict[str, Any]]:
     if not os.path.isfile(path):
         return []
     with open(path) as f:
-        rows = [{k: _number(v) if k not in ("name", "mask_type") else v for k, v in r.items()} for r in csv.DictReader(f)]
+        rows = [
+            {k: _number(v) if k not in ("name", "mask_type") else v for k, v in r.items()} for r in csv.DictReader(f)
+        ]
     for r in rows:
         for k in ("ssim", "ssim_fill"):
             if isinstance(r.get(k), float):
@@ -311,7 +317,7 @@ def write_csv(rows: list[dict[str, Any]], path: str) -> None:
         w.writerows(rows)
 
 
-def _stats(values: Sequence[float]) -> tuple[float, float]:
+def stats(values: Sequence[float]) -> tuple[float, float]:
     """Mean and (population) standard deviation of the finite values (NaN, NaN if none)."""
     v = [x for x in values if isinstance(x, float) and math.isfinite(x)]
     if not v:
@@ -336,7 +342,7 @@ def summary_markdown(s: Sweep, rows: list[dict[str, Any]], todo: list[Point]) ->
     for p in todo:
         mine = [r for r in rows if r["point"] == p.name]
         cells = [p.labels[a] for a in axes] + [str(len(mine))]
-        cells += ["{:.4g} ± {:.2g}".format(*_stats([r.get(c) for r in mine])) for c in cols]
+        cells += ["{:.4g} ± {:.2g}".format(*stats([r.get(c) for r in mine])) for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -361,7 +367,7 @@ def _x_of(spec: dict[str, Any], s: Sweep, rows: list[dict[str, Any]], point: str
     if x in [a.name for a in s.axes]:
         label = next(r[x] for r in rows if r["point"] == point)
         return _number(label)
-    return _stats([r.get(x) for r in rows if r["point"] == point])[0]
+    return stats([r.get(x) for r in rows if r["point"] == point])[0]
 
 
 def plot_lines(spec: dict[str, Any], s: Sweep, rows: list[dict[str, Any]], path: str) -> list[str]:
@@ -380,10 +386,16 @@ def plot_lines(spec: dict[str, Any], s: Sweep, rows: list[dict[str, Any]], path:
             for point in dict.fromkeys(r["point"] for r in mine):
                 by_x.setdefault(_x_of(spec, s, rows, point), []).extend(r.get(y) for r in mine if r["point"] == point)
             xs = sorted(by_x, key=lambda v: (isinstance(v, str), v))
-            stats = [_stats(by_x[x]) for x in xs]
+            ms = [stats(by_x[x]) for x in xs]
             positions = xs if all(isinstance(x, float) for x in xs) else list(range(len(xs)))
-            ax.errorbar(positions, [m for m, _ in stats], yerr=[d for _, d in stats], marker="o", capsize=3,
-                        label=f"{series}={value}" if series else None)
+            ax.errorbar(
+                positions,
+                [m for m, _ in ms],
+                yerr=[d for _, d in ms],
+                marker="o",
+                capsize=3,
+                label=f"{series}={value}" if series else None,
+            )
             if positions is not xs:
                 ax.set_xticks(positions, [str(x) for x in xs])
         if spec.get("logx"):
@@ -412,9 +424,15 @@ def plot_bars(spec: dict[str, Any], s: Sweep, rows: list[dict[str, Any]], path: 
     width = 0.8 / len(values)
     fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(present) * len(values) / 2, 3.6))
     for k, value in enumerate(values):
-        stats = [_stats([r.get(y) for r in rows if r[axis] == value]) for y in present]
-        ax.bar([i + k * width for i in range(len(present))], [m for m, _ in stats], width,
-               yerr=[d for _, d in stats], capsize=3, label=f"{axis}={value}")
+        ms = [stats([r.get(y) for r in rows if r[axis] == value]) for y in present]
+        ax.bar(
+            [i + k * width for i in range(len(present))],
+            [m for m, _ in ms],
+            width,
+            yerr=[d for _, d in ms],
+            capsize=3,
+            label=f"{axis}={value}",
+        )
     ax.set_xticks([i + width * (len(values) - 1) / 2 for i in range(len(present))], present)
     ax.set_ylabel("mean ± std over images")
     ax.legend(fontsize=7)
@@ -446,7 +464,9 @@ def write_plots(s: Sweep, rows: list[dict[str, Any]], out: str) -> tuple[list[st
 
 def _table_points(spec: dict[str, Any], s: Sweep, todo: list[Point]) -> list[Point]:
     """The point per value of the table's axis; the other axes at ``where`` or their first value."""
-    fixed = {a.name: str(spec.get("where", {}).get(a.name, a.values[0][0])) for a in s.axes if a.name != spec["columns"]}
+    fixed = {
+        a.name: str(spec.get("where", {}).get(a.name, a.values[0][0])) for a in s.axes if a.name != spec["columns"]
+    }
     chosen = []
     for a in s.axes:
         if a.name != spec["columns"]:
@@ -473,15 +493,17 @@ def picture_table(spec: dict[str, Any], s: Sweep, out: str, todo: list[Point], p
         return False
     titles = ["original", "masked"] + [f"{spec['columns']}={p.labels[spec['columns']]}" for p in cols]
     plt = _pyplot()
-    fig, axes = plt.subplots(len(names), len(titles), figsize=(1.25 * len(titles), 1.3 * len(names) + 0.3),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(names), len(titles), figsize=(1.25 * len(titles), 1.3 * len(names) + 0.3), squeeze=False
+    )
     for i, n in enumerate(names):
         tiles = [os.path.join(dirs[0], "gt", n), os.path.join(dirs[0], "gt_masked", n)]
         tiles += [os.path.join(d, "inpainted", n) for d in dirs]
         for j, tile in enumerate(tiles):
             img = read_png(tile)
-            axes[i][j].imshow(img.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=1,
-                              interpolation="nearest")
+            axes[i][j].imshow(
+                img.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest"
+            )
             axes[i][j].set_xticks([])
             axes[i][j].set_yticks([])
             if i == 0:
@@ -547,7 +569,12 @@ def diversity(s: Sweep, out: str, todo: list[Point]) -> tuple[list[dict[str, Any
                 continue
             samples = torch.stack([read_png(os.path.join(d, "inpainted", n)) for d in dirs])
             keep = read_png(os.path.join(dirs[0], "gt_keep_mask", n))[:1]
-            row = {**dict(key), "name": n, "samples": len(dirs), "pixel_rms_fill": pairwise_fill_distance(samples, keep)}
+            row = {
+                **dict(key),
+                "name": n,
+                "samples": len(dirs),
+                "pixel_rms_fill": pairwise_fill_distance(samples, keep),
+            }
             if metric is not None:
                 row[f"lpips_{s.diversity_lpips}"] = pairwise_lpips(samples, metric)
             rows.append(row)
@@ -561,7 +588,9 @@ def diversity_markdown(s: Sweep, rows: list[dict[str, Any]]) -> str:
     lines += ["| " + " | ".join(keys + ["inputs"] + cols) + " |", "|" + "---|" * (len(keys) + 1 + len(cols))]
     for group in dict.fromkeys(tuple(r[k] for k in keys) for r in rows):
         mine = [r for r in rows if tuple(r[k] for k in keys) == group]
-        cells = list(group) + [str(len(mine))] + ["{:.4f} ± {:.4f}".format(*_stats([r.get(c) for r in mine])) for c in cols]
+        cells = (
+            list(group) + [str(len(mine))] + ["{:.4f} ± {:.4f}".format(*stats([r.get(c) for r in mine])) for c in cols]
+        )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -625,8 +654,16 @@ def parse_eval_args(argv: list[str]) -> Any:
             pass
 
     try:
-        cli = ParseOnly(RePaintModule, L.LightningDataModule, subclass_mode_data=True, run=False, args=front + argv,
-                        parser_kwargs={"exit_on_error": False}, save_config_callback=None, seed_everything_default=0)
+        cli = ParseOnly(
+            RePaintModule,
+            L.LightningDataModule,
+            subclass_mode_data=True,
+            run=False,
+            args=front + argv,
+            parser_kwargs={"exit_on_error": False},
+            save_config_callback=None,
+            seed_everything_default=0,
+        )
     except Exception as e:  # noqa: BLE001 - jsonargparse's errors become one line
         raise SweepConfigError(f"eval.py arguments do not parse: {' '.join(str(e).split())[:500]}") from None
     return cli.config
@@ -653,8 +690,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     result = aggregate(sweep, args.out, todo)
     for note in result["notes"]:
         print(f"note: {note}")
-    print(f"{args.out}: sweep.csv ({len(result['rows'])} rows), summary.md, {len(result['plots'])} plots, "
-          f"{len(result['tables'])} picture tables; {time.perf_counter() - start:.0f} s in all", flush=True)
+    print(
+        f"{args.out}: sweep.csv ({len(result['rows'])} rows), summary.md, {len(result['plots'])} plots, "
+        f"{len(result['tables'])} picture tables; {time.perf_counter() - start:.0f} s in all",
+        flush=True,
+    )
     return result
 
 

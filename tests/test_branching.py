@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from repaint_pl.callbacks.states import StateError, load_state, state_path
+
 from repaint_pl.cli import eval_main
 from repaint_pl.schedules import count_network_calls, jump_times
 

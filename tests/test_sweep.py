@@ -34,7 +34,10 @@ def tiny_sweep(tmp, ckpt, folders, **extra):
         ],
         "axes": {"seed": [1, 2]},
         "diversity": "seed",
-        "plots": [{"x": "network_calls", "y": ["psnr_fill", "1-ssim_fill", "lpips_vgg"]}, {"bars": "seed", "y": ["psnr"]}],
+        "plots": [
+            {"x": "network_calls", "y": ["psnr_fill", "1-ssim_fill", "lpips_vgg"]},
+            {"bars": "seed", "y": ["psnr"]},
+        ],
         "tables": [{"columns": "seed", "rows": 2}],
         **extra,
     }
@@ -65,7 +68,10 @@ def test_a_branching_sweep_writes_csv_plots_tables_and_diversity(tmp_path, tiny_
     assert {float(r["network_calls"]) for r in trunk} == {count_network_calls(times)}
     rest = jump_times(times[11] + 1, 1, 2, 2)  # the configured schedule from the saved level
     assert {float(r["network_calls"]) for r in rows} == {count_network_calls(rest)}
-    assert sorted(os.listdir(os.path.join(out, "plots"))) == ["bars_seed.png", "psnr_fill_1-ssim_fill_lpips_vgg_vs_network_calls.png"]
+    assert sorted(os.listdir(os.path.join(out, "plots"))) == [
+        "bars_seed.png",
+        "psnr_fill_1-ssim_fill_lpips_vgg_vs_network_calls.png",
+    ]
     assert os.listdir(os.path.join(out, "tables")) == ["seed.png"]
     summary = open(os.path.join(out, "summary.md")).read()
     assert "no lpips_vgg values" in summary or "lpips_vgg" in rows[0]
@@ -99,7 +105,10 @@ def test_grid_and_zip_points(tmp_path):
     assert grid[4].args == ["--steps=20", "--jump_n_sample=2"]
     path.write_text("eval: []\nmode: zip\naxes: {steps: [10, 20], v: [{label: a, args: [--x=1, --y=2]}, {label: b}]}\n")
     zipped = points(load_sweep(str(path)))
-    assert [(p.name, p.args) for p in zipped] == [("steps=10_v=a", ["--steps=10", "--x=1", "--y=2"]), ("steps=20_v=b", ["--steps=20"])]
+    assert [(p.name, p.args) for p in zipped] == [
+        ("steps=10_v=a", ["--steps=10", "--x=1", "--y=2"]),
+        ("steps=20_v=b", ["--steps=20"]),
+    ]
 
 
 @pytest.mark.parametrize(
