@@ -130,5 +130,7 @@ def test_paint_run_branch_screenshot(studio_url, browser):
     page.click("#branch")
     wait_text(page, "message", rf"finished: {cost} network calls .* result #2", 180)
     wait_text(page, "gallery", r"#2 from #1 at transition " + str(index), 30)
-    page.screenshot(path=os.path.join(REPO, "docs", "studio.png"), full_page=False)
+    page.wait_for_function("document.querySelectorAll('#compare img').length >= 2", timeout=30_000)  # #1 | #2
+    time.sleep(1)
+    page.screenshot(path=os.path.join(REPO, "docs", "studio.png"), full_page=True)
     assert not outside, f"requests left the machine: {outside[:5]}"

@@ -171,11 +171,11 @@ def follow_job(studio: Studio, tree: L.ResultTree, job: Job, make_results, start
     job.start_thread()
     for event in job.follow():
         if isinstance(event, Snapshot):
-            yield (tree, *live_outputs(event, job.times, kept, start), gr.skip(), gr.skip(), gr.skip())
+            yield (tree, *live_outputs(event, job.times, kept, start), *[gr.skip()] * 5)
             continue
         tree.job = None
         if event.error:
-            yield (tree, gr.skip(), gr.skip(), gr.skip(), "", f"⚠ {event.error}", gr.skip(), gr.skip())
+            yield message_only(tree, event.error)
             return
         added = make_results(event)
         word = "stopped" if event.stopped else "finished"
@@ -183,9 +183,16 @@ def follow_job(studio: Studio, tree: L.ResultTree, job: Job, make_results, start
         choices = result_choices(tree)
         final_pos = len(job.times) - 1 if not event.stopped else None
         plot = L.schedule_plot(job.times, position=final_pos, kept=kept, start=start)
+        first = added[0].parent if added[0].parent is not None else added[0].key
         yield (tree, tile(event.pictures) if event.pictures else gr.skip(), gr.skip(), plot,
                f"calls {event.calls} / {job.total} · {event.seconds:.1f} s", message, gallery_items(tree),
-               gr.update(choices=choices, value=added[0].key))
+               gr.update(choices=choices, value=added[0].key), gr.update(choices=choices, value=first),
+               gr.update(choices=choices, value=added[-1].key))
+
+
+def message_only(tree: L.ResultTree, text: str) -> tuple:
+    """The outputs of a run that could not start or failed: a one-line message, nothing else changes."""
+    return (tree, gr.skip(), gr.skip(), gr.skip(), "", f"⚠ {text}", *[gr.skip()] * 4)
 
 
 def run_handler(studio: Studio):
@@ -201,7 +208,7 @@ def run_handler(studio: Studio):
             times = L.schedule_times(controls, settings["steps"])
             apply_settings(studio.model, settings)
         except L.StudioInputError as e:
-            yield (tree, gr.skip(), gr.skip(), gr.skip(), "", f"⚠ {e}", gr.skip(), gr.skip())
+            yield message_only(tree, str(e))
             return
         n = int(variants)
         image = L.to_tensor(picture)[None].repeat(n, 1, 1, 1).to(studio.device)
@@ -260,7 +267,7 @@ def branch_handler(studio: Studio):
             settings = {**parent.settings, "seed": seed}
             apply_settings(studio.model, settings)
         except L.StudioInputError as e:
-            yield (tree, gr.skip(), gr.skip(), gr.skip(), "", f"⚠ {e}", gr.skip(), gr.skip())
+            yield message_only(tree, str(e))
             return
         dev = studio.device
         job = Job(studio.model, L.to_tensor(parent.image)[None].to(dev), parent.keep[None].to(dev),
@@ -369,34 +376,35 @@ def build_app(studio: Studio) -> gr.Blocks:
         gr.Markdown(INTRO)
         message = gr.Markdown("", elem_id="message")
         with gr.Row():
-            with gr.Column(scale=5):
+            with gr.Column(scale=4):
                 editor = gr.ImageEditor(
                     studio.example_editor(names[0]) if names else None, label="picture — paint the hole",
                     type="numpy", layers=False, format="png", image_mode="RGBA", sources=["upload", "clipboard"],
                     brush=gr.Brush(default_size=12, colors=["#ff00aa"], color_mode="fixed"),
                     eraser=gr.Eraser(default_size=12), transforms=[], canvas_size=(DISPLAY_SIDE, DISPLAY_SIDE),
-                    elem_id="editor", height=420)
+                    elem_id="editor", height=400)
                 with gr.Row():
                     example = gr.Dropdown(names, value=names[0] if names else None, label="example", scale=3)
                     clear = gr.Button("clear mask", scale=1)
-                picture_file = gr.File(label="or upload a picture file", file_types=["image"], type="filepath",
-                                       elem_id="picture-file")
+            with gr.Column(scale=3):
                 with gr.Row():
                     source = gr.Radio(["painted", "generated", "uploaded"], value="painted", label="mask source")
                     invert = gr.Checkbox(False, label="invert mask")
                 with gr.Row():
                     kind = gr.Dropdown(list(L.STUDIO_MASK_TYPES), value="thick", label="generated mask type")
                     mask_seed = gr.Number(0, label="mask seed", precision=0)
-                mask_file = gr.File(label="mask file (255 = known)", file_types=["image"], type="filepath",
-                                    elem_id="mask-file")
-                with gr.Row():
-                    mask_view = gr.Image(label="what the model gets (hole in pink)", format="png",
-                                         interactive=False, elem_id="mask-view", height=200)
-                    mask_note = gr.Markdown("", elem_id="mask-note")
+                mask_view = gr.Image(label="what the model gets (hole in pink)", format="png", interactive=False,
+                                     elem_id="mask-view", height=200)
+                mask_note = gr.Markdown("", elem_id="mask-note")
+                with gr.Accordion("upload a picture or a mask file", open=False):
+                    picture_file = gr.File(label="picture", file_types=["image"], type="filepath",
+                                           elem_id="picture-file", height=90)
+                    mask_file = gr.File(label="mask (255 = known)", file_types=["image"], type="filepath",
+                                        elem_id="mask-file", height=90)
             with gr.Column(scale=5):
                 schedule = _schedule_controls(studio)
                 calls = gr.Markdown("", elem_id="calls")
-                plot = gr.Image(label="schedule", format="png", interactive=False, elem_id="schedule-plot")
+                plot = gr.Image(label="schedule", format="png", interactive=False, elem_id="schedule-plot", height=210)
                 with gr.Row():
                     sampler = gr.Dropdown(list(SAMPLERS), value="RePaint", label="sampler", visible=len(SAMPLERS) > 1)
                     seed = gr.Number(0, label="seed", precision=0, elem_id="seed")
@@ -410,7 +418,8 @@ def build_app(studio: Studio) -> gr.Blocks:
                 label = gr.Number(0, label=f"class (0 … {(studio.num_classes or 1) - 1})", precision=0,
                                   visible=bool(studio.num_classes))
                 with gr.Row():
-                    keep_every = gr.Number(5, label="keep a state every k calls", precision=0, minimum=1, elem_id="keep-every")
+                    keep_every = gr.Number(5, label="keep a state every k calls", precision=0, minimum=1,
+                                           elem_id="keep-every")
                     preview_every = gr.Number(5, label="preview every k transitions", precision=0, minimum=1,
                                               elem_id="preview-every")
                 with gr.Row():
@@ -418,18 +427,20 @@ def build_app(studio: Studio) -> gr.Blocks:
                     stop = gr.Button("Stop", variant="stop", elem_id="stop")
         progress = gr.Markdown("", elem_id="progress")
         with gr.Row():
-            live_xt = gr.Image(label="x_t", format="png", interactive=False, elem_id="live-xt", height=280)
-            live_x0 = gr.Image(label="x0 prediction", format="png", interactive=False, elem_id="live-x0", height=280)
+            live_xt = gr.Image(label="x_t", format="png", interactive=False, elem_id="live-xt", height=260)
+            live_x0 = gr.Image(label="x0 prediction", format="png", interactive=False, elem_id="live-x0", height=260)
             live_plot = gr.Image(label="position on the schedule", format="png", interactive=False,
-                                 elem_id="live-plot", height=280)
-        gr.Markdown("### Results (each branch follows its parent)")
-        gallery = gr.Gallery(label="results", columns=6, height=260, format="png", elem_id="gallery")
+                                 elem_id="live-plot", height=260)
         with gr.Row():
-            with gr.Column():
+            with gr.Column(scale=3):
+                gallery = gr.Gallery(label="results (each branch follows its parent)", columns=5, height=230,
+                                     format="png", elem_id="gallery", fit_columns=False, object_fit="contain",
+                                     allow_preview=False)
                 result_pick = gr.Dropdown([], label="result", elem_id="result-pick")
+                downloads = gr.File(label="PNG + eval.py config", file_count="multiple", elem_id="downloads",
+                                    height=110)
                 result_info = gr.Markdown("")
-                downloads = gr.File(label="PNG + eval.py config", file_count="multiple", elem_id="downloads")
-            with gr.Column():
+            with gr.Column(scale=2):
                 state_pick = gr.Dropdown([], label="branch from kept state", elem_id="branch-state")
                 tail_mode = gr.Radio(["saved rest", "new schedule from the controls"], value="saved rest",
                                      label="rest of the schedule")
@@ -438,10 +449,11 @@ def build_app(studio: Studio) -> gr.Blocks:
                     branch_seed = gr.Number(1, label="branch seed", precision=0)
                 cost = gr.Markdown("", elem_id="branch-cost")
                 branch = gr.Button("Branch", variant="primary", elem_id="branch")
-        with gr.Row():
-            compare_a = gr.Dropdown([], label="compare A")
-            compare_b = gr.Dropdown([], label="compare B")
-        slider = gr.ImageSlider(label="A | B", format="png", elem_id="compare")
+            with gr.Column(scale=3):
+                with gr.Row():
+                    compare_a = gr.Dropdown([], label="compare A", elem_id="compare-a")
+                    compare_b = gr.Dropdown([], label="compare B", elem_id="compare-b")
+                slider = gr.ImageSlider(label="A | B", format="png", elem_id="compare", max_height=300)
 
         # ---- wiring
         mask_inputs = [editor, source, invert, kind, mask_seed, mask_file]
@@ -458,7 +470,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         demo.load(schedule_fn, schedule, [plot, calls])
         demo.load(mask_preview_handler(studio), mask_inputs, [mask_view, mask_note])
 
-        live = [tree, live_xt, live_x0, live_plot, progress, message, gallery, result_pick]
+        live = [tree, live_xt, live_x0, live_plot, progress, message, gallery, result_pick, compare_a, compare_b]
         run_inputs = [tree, *mask_inputs, *schedule, sampler, seed, variants, guidance, prompt, negative, label,
                       keep_every, preview_every]
         run.click(run_handler(studio), run_inputs, live, concurrency_id="device", concurrency_limit=1)
@@ -472,8 +484,6 @@ def build_app(studio: Studio) -> gr.Blocks:
             c.change(branch_cost_handler(studio), cost_inputs, cost, show_progress="hidden")
 
         result_pick.change(pick_result_handler(studio), [tree, result_pick], [state_pick, downloads, result_info])
-        result_pick.change(lambda t: [gr.update(choices=result_choices(t) if t else [])] * 2, tree,
-                           [compare_a, compare_b])
         for c in (compare_a, compare_b):
             c.change(compare_handler, [tree, compare_a, compare_b], slider)
     return demo
