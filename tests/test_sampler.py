@@ -139,3 +139,90 @@ def test_sample_generator_matches_global_seed():
 def test_sample_seeds_differ_in_the_bits_the_cpu_generator_uses():
     seeds = {sample_seed(s, i) for s in range(20) for i in range(500)}
     assert len(seeds) == 20 * 500 and max(seeds) < 2**32
+
+
+def test_jumps_follow_the_formulas_of_an_independent_loop(d):
+    """A run with resampling jumps and a half-known image against a float64 loop written from the paper:
+    before every reverse step but the first, the known region becomes √ᾱ_t·x0 + √(1-ᾱ_t)·n at the level t the
+    step starts from; a forward jump t -> t+1 is x_{t+1} = √(1-β_{t+1})·x_t + √β_{t+1}·n.  Draws in the
+    original's order: x_T; per reverse step the posterior noise, then the known-region noise; per jump its noise."""
+    times = jump_times(t_T=K, jump_length=3, jump_n_sample=3)
+    assert any(b > a for a, b in zip(times[:-1], times[1:]))  # the table has forward jumps
+    model = lambda x, t: 0.3 * torch.tanh(x) + 0.05 * x.mean()  # noqa: E731
+    x0 = images(1)
+    keep = torch.zeros(1, 1, 8, 8)
+    keep[..., :, :4] = 1
+    out = repaint(model, x0, keep, times, d, PerSampleNoise(5, [9]))
+    betas, _ = respace_betas(linear_betas(1000), space_timesteps(1000, str(K)))
+    ab = np.cumprod(1 - betas)
+    ab_prev = np.append(1.0, ab[:-1])
+    g = torch.Generator().manual_seed(sample_seed(5, 9))
+    draw = lambda: torch.randn(1, 3, 8, 8, generator=g).double()  # noqa: E731
+    x, known, m = draw(), x0.double(), keep.double()
+    for i, (a, b) in enumerate(zip(times[:-1], times[1:])):
+        if b > a:  # forward jump a -> a+1 with β_{a+1}
+            x = np.sqrt(1 - betas[b]) * x + np.sqrt(betas[b]) * draw()
+            continue
+        z = draw()
+        if i > 0:  # known region at the level a of this step
+            x = m * (np.sqrt(ab[a]) * known + np.sqrt(1 - ab[a]) * draw()) + (1 - m) * x
+        eps = model(x.float(), None).double()
+        x0_pred = ((x - np.sqrt(1 - ab[a]) * eps) / np.sqrt(ab[a])).clamp(-1, 1)
+        mean = (betas[a] * np.sqrt(ab_prev[a]) * x0_pred + (1 - ab_prev[a]) * np.sqrt(1 - betas[a]) * x) / (1 - ab[a])
+        var = betas[a] * (1 - ab_prev[a]) / (1 - ab[a])
+        x = mean + np.sqrt(var) * z if a > 0 else mean
+    torch.testing.assert_close(out.double(), x, atol=5e-4, rtol=0)
+
+
+def test_classifier_gradient_is_the_finite_difference_of_log_p():
+    """classifier_grad_fn = s·∇_x log p(y | x_t), checked by central differences of a tiny classifier's
+    log-softmax in float64, with the classifier fed the base timestep of the respaced index."""
+    from repaint_pl.denoisers import classifier_grad_fn
+
+    torch.manual_seed(0)
+    seen = []
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.head = torch.nn.Linear(4, 5)
+
+        def forward(self, x, t):
+            seen.append(t.clone())
+            h = torch.tanh(self.conv(x)) * (1 + t.to(x.dtype).view(-1, 1, 1, 1) / 1000)
+            return self.head(h.mean((2, 3)))
+
+    net = Tiny().double()
+    diffusion = DiffusionConfig(timestep_respacing="25").build()
+    x, y, t, scale = torch.randn(2, 3, 6, 6, dtype=torch.float64), torch.tensor([1, 3]), torch.tensor([7, 19]), 2.5
+    grad = classifier_grad_fn(net, diffusion, y, scale)(x, t)
+    assert seen[0].tolist() == [space_timesteps(1000, "25")[7], space_timesteps(1000, "25")[19]]
+
+    def log_p(x_):
+        with torch.no_grad():
+            return torch.log_softmax(net(x_, diffusion.model_time(t)), -1)[torch.arange(2), y]
+
+    h, numeric = 1e-6, torch.zeros_like(x)
+    for idx in np.ndindex(*x.shape[1:]):
+        step = torch.zeros_like(x)
+        step[(slice(None), *idx)] = h
+        numeric[(slice(None), *idx)] = (log_p(x + step) - log_p(x - step)) / (2 * h)
+    torch.testing.assert_close(grad, scale * numeric, atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("respacing", ["25", "250", "21", "10,15,20", "ddim50"])
+def test_respaced_index_feeds_the_network_its_base_timestep(respacing):
+    """The network sees, for respaced index k, the k-th kept base timestep of guided-diffusion's respacing
+    (and k·1000/steps of it with rescale_timesteps)."""
+    kept = space_timesteps(1000, respacing)
+    d = DiffusionConfig(timestep_respacing=respacing).build()
+    k = torch.arange(len(kept))
+    assert d.model_time(k).tolist() == kept
+    fed = []
+    adm_model_fn(lambda x, t, y: fed.append(t) or x, d)(torch.zeros(len(kept), 1), k)
+    assert fed[0].tolist() == kept
+    rescaled = DiffusionConfig(timestep_respacing=respacing, rescale_timesteps=True, steps=1000).build()
+    torch.testing.assert_close(rescaled.model_time(k), torch.tensor(kept, dtype=torch.float32))
+    half = DiffusionConfig(timestep_respacing="10", rescale_timesteps=True, steps=500).build()
+    torch.testing.assert_close(half.model_time(torch.arange(10)), torch.tensor(space_timesteps(500, "10")) * 2.0)
