@@ -13,8 +13,8 @@ and has the sampler's resolution (pixels, or a latent grid: samplers only see te
 sample is returned (known pixels are not pasted back).  ``sampler.network_calls(times)`` is the number
 of network evaluations per image.
 
-* ``RePaintSampler``: the original (``repaint()`` unchanged): the known region is replaced in x_t,
-  forward jumps resample.
+* ``RePaintSampler`` (defined in ``sampler.py``, re-exported here): the original ``repaint()``
+  unchanged: the known region is replaced in x_t, forward jumps resample.
 * ``DDIMRePaintSampler``: the same walk with DDIM reverse steps (``eta`` scales the step noise).
 * ``DDNMSampler``: DDNM's range-null-space replacement for inpainting (Wang et al., 2023): the known
   pixels are written into the x0 prediction, then x_{t-1} ~ q(x_{t-1} | x_t, x̂0); the table's
@@ -34,7 +34,7 @@ from torch import Tensor
 
 from .diffusion import Diffusion, split_output
 from .noise import NoiseSource
-from .sampler import GradFn, ModelFn, StepHook, StepState, repaint
+from .sampler import GradFn, ModelFn, RePaintSampler, Sampler, StepHook, StepState
 from .schedules import count_network_calls, jump_times
 
 # --------------------------------------------------------------------------
@@ -131,39 +131,7 @@ def eps_of(d: Diffusion, x_t: Tensor, x0_hat: Tensor, t: int) -> Tensor:
 # --------------------------------------------------------------------------
 
 
-class Sampler:
-    """Base class: ``__call__`` runs the sampler, ``network_calls(times)`` is its cost per image."""
-
-    def network_calls(self, times: Sequence[int]) -> int:
-        return count_network_calls(times)
-
-    def __call__(
-        self,
-        model_fn: ModelFn,
-        x0: Tensor,
-        keep_mask: Tensor,
-        times: Sequence[int],
-        diffusion: Diffusion,
-        noise: NoiseSource,
-        *,
-        grad_fn: Optional[GradFn] = None,
-        clip_x0: bool = True,
-        x_start: Optional[Tensor] = None,
-        start_index: int = 0,
-        on_step: Optional[StepHook] = None,
-    ) -> Tensor:
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({args})"
-
-
-class RePaintSampler(Sampler):
-    """RePaint (Lugmayr et al., 2022) exactly as ``repaint()``: replacement in x_t, forward jumps resample."""
-
-    def __call__(self, model_fn, x0, keep_mask, times, diffusion, noise, **kwargs) -> Tensor:
-        return repaint(model_fn, x0, keep_mask, times, diffusion, noise, **kwargs)
+__all__ = ["Sampler", "RePaintSampler", "DDIMRePaintSampler", "DDNMSampler", "DiffPIRSampler", "CoarseTravelSampler"]
 
 
 class TableWalkSampler(Sampler):
@@ -210,7 +178,7 @@ class TableWalkSampler(Sampler):
             else:  # time travel: back up the chain
                 x = renoise(d, x, t, t_next, noise.randn(shape))
             if on_step is not None:
-                on_step(StepState(i, t, t_next, x, x0_pred))
+                on_step(StepState(i, t, t_next, x, x0_pred, noise))
         return x
 
     def reverse(self, d, model_fn, x, x0, keep_mask, t, t_prev, noise, *, grad_fn, clip_x0):
