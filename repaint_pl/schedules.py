@@ -46,10 +46,9 @@ def cosine_betas(num_steps: int, max_beta: float = 0.999) -> np.ndarray:
     return np.array([min(1 - alpha_bar((i + 1) / num_steps) / alpha_bar(i / num_steps), max_beta) for i in steps])
 
 
-def named_betas(
-    name: str, num_steps: int, start: Optional[float] = None, end: Optional[float] = None
-) -> np.ndarray:
-    """Betas by name: ``linear`` / ``cosine`` (guided-diffusion), ``scaled_linear`` / ``squaredcos_cap_v2`` (diffusers)."""
+def named_betas(name: str, num_steps: int, start: Optional[float] = None, end: Optional[float] = None) -> np.ndarray:
+    """Betas by name: ``linear`` / ``cosine`` (guided-diffusion), ``scaled_linear`` / ``squaredcos_cap_v2``
+    (diffusers)."""
     if name == "linear":
         return linear_betas(num_steps, start, end)
     if name == "scaled_linear":

@@ -54,7 +54,9 @@ def test_failed_download_skips_the_metric_in_one_line(empty_hub, monkeypatch):
     folder = os.path.join(os.environ["TORCH_HOME"], "hub", "checkpoints")
     assert len(scorer.notes) == 1 and "\n" not in scorer.notes[0]
     assert scorer.notes[0].startswith("LPIPS-alex skipped: alex weights unavailable (<urlopen error")
-    assert scorer.notes[0].endswith(f"put alexnet-owt-7be5be79.pth (from {scoring.BACKBONE_FILES['alex']}) into {folder}")
+    assert scorer.notes[0].endswith(
+        f"put alexnet-owt-7be5be79.pth (from {scoring.BACKBONE_FILES['alex']}) into {folder}"
+    )
     rows = scorer.score(*batch())
     assert {"psnr", "psnr_fill", "ssim", "ssim_fill"} == set(rows[0])  # the other metrics are computed
 

@@ -5,9 +5,9 @@ import copy
 import numpy as np
 import pytest
 from PIL import Image
-
 from repaint_pl.datamodules import load_mask
 from repaint_pl.datamodules.images import ImageFileError
+
 from repaint_pl.original_conf import RepaintConfError, translate
 from repaint_pl.schedules import ProfileSchedule, count_network_calls, profile_jump_counts
 

@@ -78,7 +78,10 @@ def test_strokes_paint_what_opencv_paints():
     for _ in range(300):
         width = int(5 + rs.randint(100 if rs.rand() < 0.5 else 10))
         p0 = (int(rs.randint(SIZE)), int(rs.randint(SIZE)))
-        p1 = (int(np.clip(p0[0] + rs.randint(-150, 150), 0, SIZE)), int(np.clip(p0[1] + rs.randint(-150, 150), 0, SIZE)))
+        p1 = (
+            int(np.clip(p0[0] + rs.randint(-150, 150), 0, SIZE)),
+            int(np.clip(p0[1] + rs.randint(-150, 150), 0, SIZE)),
+        )
         expected = np.zeros((SIZE, SIZE), np.float32)
         cv2.line(expected, p0, p1, 1.0, width)
         ours = np.zeros((SIZE, SIZE), bool)

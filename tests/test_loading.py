@@ -1,4 +1,4 @@
-"""Checkpoint loading: weights_only always (pickled objects need --trust_checkpoint), memory-mapped, dropped after use."""
+"""Checkpoint loading: weights_only always (pickles need --trust_checkpoint), memory-mapped, dropped after use."""
 
 import gc
 import os

@@ -148,7 +148,9 @@ def guided_diffusion_space_timesteps(num_steps, counts):
 
 
 def test_respacing_equals_guided_diffusion_for_every_count():
-    mismatches = [k for k in range(1, 1001) if space_timesteps(1000, str(k)) != guided_diffusion_space_timesteps(1000, [k])]
+    mismatches = [
+        k for k in range(1, 1001) if space_timesteps(1000, str(k)) != guided_diffusion_space_timesteps(1000, [k])
+    ]
     assert mismatches == []
     # counts where round(k * stride) picks other steps than the accumulated stride does
     assert space_timesteps(1000, "21") == guided_diffusion_space_timesteps(1000, [21])
