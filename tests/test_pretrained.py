@@ -376,3 +376,22 @@ def test_per_image_prompts_reach_the_denoiser(tiny_sd):
         alone = module.inpaint(image[:1], keep[:1], ids[:1], prompts=["green grass"])
     assert (two[0] - two[1]).abs().max() > 1e-3
     assert torch.allclose(two[1], alone[0], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_latent_benchmark_compares_equal_network_calls(tiny_sd):
+    """Both sides of the latent benchmark drive the same UNet equally often, and both keep the known pixels."""
+    from repaint_pl import bench_latent as bl
+
+    setup = bl.LatentBenchSetup(pretrained=tiny_sd, batch_size=1, steps=6, jump_length=2, jump_n_sample=2, repeats=1)
+    r = bl.run_benchmark(setup)
+    expected = JumpSchedule(jump_length=2, jump_n_sample=2).network_calls(6)
+    assert r["network_calls"]["repaint_pl_s"] == r["network_calls"]["diffusers_s"] == expected
+    den = StableDiffusionDenoiser(tiny_sd, steps=6)
+    module = RePaintModule(denoiser=den, space=LatentSpace(tiny_sd), schedule=JumpSchedule(jump_length=2,
+                                                                                          jump_n_sample=2)).eval()
+    image, keep = bl.inputs(setup)
+    with torch.no_grad():
+        theirs = bl.theirs(module, setup)()
+    known = keep.expand_as(image) == 1
+    assert torch.equal(theirs[known], image[known])
