@@ -117,8 +117,12 @@ def test_schedule_from_controls_and_its_call_count():
 def test_explicit_time_list_and_its_errors():
     c = L.ScheduleControls(explicit="4, 3 2 3 2 1 0 -1")
     assert L.schedule_times(c, 10) == [4, 3, 2, 3, 2, 1, 0, -1]
-    for text, message in [("4 2 -1", "every step must move by ±1"), ("4 x", "only integers"),
-                          ("12 11 -1", "10 respaced steps"), ("", None)]:
+    for text, message in [
+        ("4 2 -1", "every step must move by ±1"),
+        ("4 x", "only integers"),
+        ("12 11 -1", "10 respaced steps"),
+        ("", None),
+    ]:
         if message:
             with pytest.raises(L.StudioInputError, match=message):
                 L.schedule_times(L.ScheduleControls(explicit=text), 10)
@@ -178,8 +182,15 @@ def studio(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("studio") / "tiny.pt")
     torch.manual_seed(0)
     torch.save(randomize(UNetConfig(preset="tiny").build()).state_dict(), path)
-    args = ["--ckpt", path, "--model.net.preset=tiny", "--model.diffusion.timestep_respacing=10",
-            "--data=repaint_pl.datamodules.TextureDataModule", "--data.eval_size=32", "--data.crop_size=32"]
+    args = [
+        "--ckpt",
+        path,
+        "--model.net.preset=tiny",
+        "--model.diffusion.timestep_respacing=10",
+        "--data=repaint_pl.datamodules.TextureDataModule",
+        "--data.eval_size=32",
+        "--data.crop_size=32",
+    ]
     return load_studio(args)
 
 
@@ -190,8 +201,15 @@ def first_run(studio, steps=10, seed=3, variants=2):
     apply_settings(studio.model, {"steps": steps, "sampler": "RePaint", "seed": seed})
     times = L.schedule_times(L.ScheduleControls(jump_length=2, jump_n_sample=2), steps)
     image = L.to_tensor(picture)[None].repeat(variants, 1, 1, 1)
-    job = Job(studio.model, image, keep[None].repeat(variants, 1, 1, 1), torch.arange(variants), times,
-              keep=kept_transitions(times, 2), preview_every=1)
+    job = Job(
+        studio.model,
+        image,
+        keep[None].repeat(variants, 1, 1, 1),
+        torch.arange(variants),
+        times,
+        keep=kept_transitions(times, 2),
+        preview_every=1,
+    )
     return picture, keep, times, job, run_to_end(job)
 
 
@@ -207,8 +225,16 @@ def test_exact_continuation_reproduces_the_uninterrupted_run(studio):
     np.testing.assert_array_equal(again.pictures[0], done.pictures[1])  # same pixels as without the stop
     # a new seed from the same state gives another fill, same known pixels' neighbourhood cost
     studio.model.seed = 11
-    other = run_to_end(Job(studio.model, L.to_tensor(picture)[None], keep[None], torch.tensor([1]), times,
-                           start=L.branch_state(parent, index, new_seed=11)))
+    other = run_to_end(
+        Job(
+            studio.model,
+            L.to_tensor(picture)[None],
+            keep[None],
+            torch.tensor([1]),
+            times,
+            start=L.branch_state(parent, index, new_seed=11),
+        )
+    )
     assert not np.array_equal(other.pictures[0], done.pictures[1])
 
 
@@ -226,8 +252,9 @@ def test_a_new_tail_costs_only_its_own_calls(studio):
 def test_stop_ends_the_run_with_the_states_kept_so_far(studio):
     picture, keep, times, job, _ = first_run(studio, variants=1)
     stop_at = 6
-    job = Job(studio.model, L.to_tensor(picture)[None], keep[None], torch.tensor([0]), times,
-              keep=kept_transitions(times, 1))
+    job = Job(
+        studio.model, L.to_tensor(picture)[None], keep[None], torch.tensor([0]), times, keep=kept_transitions(times, 1)
+    )
     hook = job._hook
 
     def stopping_hook(s):
@@ -246,15 +273,63 @@ def test_run_handler_streams_previews_then_adds_results(studio):
 
     editor = studio.example_editor(next(iter(studio.examples)))
     editor["layers"] = [editor_value(editor["background"].shape[0])["layers"][0]]
-    outputs = list(run_handler(studio)(
-        None, editor, "painted", False, "thick", 0, None, 10, 2, 2, 0, "uniform", 1.0, "", "RePaint", 0, 2,
-        7.5, "", "", 0, 2, 1))
+    outputs = list(
+        run_handler(studio)(
+            None,
+            editor,
+            "painted",
+            False,
+            "thick",
+            0,
+            None,
+            10,
+            2,
+            2,
+            0,
+            "uniform",
+            1.0,
+            "",
+            "RePaint",
+            0,
+            2,
+            7.5,
+            "",
+            "",
+            0,
+            2,
+            1,
+        )
+    )
     tree, message = outputs[-1][0], outputs[-1][5]
     assert message.startswith("finished") and len(tree.results) == 2
     assert {r.sample_id for r in tree.results.values()} == {0, 1}
-    bad = list(run_handler(studio)(
-        None, editor, "uploaded", False, "thick", 0, None, 10, 2, 2, 0, "uniform", 1.0, "", "RePaint", 0, 1,
-        7.5, "", "", 0, 2, 1))
+    bad = list(
+        run_handler(studio)(
+            None,
+            editor,
+            "uploaded",
+            False,
+            "thick",
+            0,
+            None,
+            10,
+            2,
+            2,
+            0,
+            "uniform",
+            1.0,
+            "",
+            "RePaint",
+            0,
+            1,
+            7.5,
+            "",
+            "",
+            0,
+            2,
+            1,
+        )
+    )
     assert bad[-1][5].startswith("⚠ mask: upload a mask file")
 
 
@@ -263,14 +338,35 @@ def test_downloaded_config_reproduces_a_branch_with_eval_py(studio, tmp_path, mo
     from repaint_pl.studio.app import save_download
 
     picture, keep, times, job, done = first_run(studio, variants=2)
-    parent = L.Result(1, done.pictures[1], times, done.calls, 3, 1, states=done.states[1], image=picture, keep=keep,
-                      settings={"steps": 10, "sampler": "RePaint", "seed": 3})
+    parent = L.Result(
+        1,
+        done.pictures[1],
+        times,
+        done.calls,
+        3,
+        1,
+        states=done.states[1],
+        image=picture,
+        keep=keep,
+        settings={"steps": 10, "sampler": "RePaint", "seed": 3},
+    )
     index = sorted(done.states[1])[1]
     state = L.branch_state(parent, index)
     full = state.continue_times(L.branch_tail(L.ScheduleControls(jump_length=3, jump_n_sample=2), state.t, 10))
     out = run_to_end(Job(studio.model, L.to_tensor(picture)[None], keep[None], torch.tensor([1]), full, start=state))
-    branch = L.Result(2, out.pictures[0], full, out.calls, 3, 1, parent=1, branch_index=index, image=picture,
-                      keep=keep, settings=parent.settings)
+    branch = L.Result(
+        2,
+        out.pictures[0],
+        full,
+        out.calls,
+        3,
+        1,
+        parent=1,
+        branch_index=index,
+        image=picture,
+        keep=keep,
+        settings=parent.settings,
+    )
     png, bundle = save_download(branch, studio)
     np.testing.assert_array_equal(np.asarray(Image.open(png)), branch.picture)
     with zipfile.ZipFile(bundle) as z:

@@ -98,7 +98,9 @@ def watch_live(page, timeout: float = 180) -> set[str]:
 def test_paint_run_branch_screenshot(studio_url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1500})
     outside = []
-    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((studio_url, "blob:", "data:")) else None)
+    page.on(
+        "request", lambda r: outside.append(r.url) if not r.url.startswith((studio_url, "blob:", "data:")) else None
+    )
     page.goto(studio_url, wait_until="load")
     page.wait_for_selector("#editor canvas", timeout=60_000)
     time.sleep(1)
@@ -134,3 +136,31 @@ def test_paint_run_branch_screenshot(studio_url, browser):
     time.sleep(1)
     page.screenshot(path=os.path.join(REPO, "docs", "studio.png"), full_page=True)
     assert not outside, f"requests left the machine: {outside[:5]}"
+
+
+def test_stop_and_bad_uploads_are_messages_in_the_page(studio_url, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1400, "height": 1500})
+    page.goto(studio_url, wait_until="load")
+    page.wait_for_selector("#editor canvas", timeout=60_000)
+    draw_stroke(page)
+    set_number(page, "steps", 40)
+    set_number(page, "preview-every", 1)
+    time.sleep(0.5)
+    page.click("#run")
+    wait_text(page, "progress", r"calls [1-9]\d* / ", 120)
+    page.click("#stop")
+    done = int(wait_text(page, "message", r"stopped: (\d+) network calls", 60).group(1))
+    assert 0 < done < count_network_calls(jump_times(40, 1, 10, 3))
+
+    fake = tmp_path / "fake.png"
+    fake.write_text("not a picture")
+    page.click("text=upload a picture or a mask file")
+    page.set_input_files("#picture-file input[type=file]", str(fake))
+    wait_text(page, "message", r"⚠ picture: fake\.png is not an image", 60)
+    small = tmp_path / "small_mask.png"
+    from PIL import Image
+
+    Image.new("L", (10, 7), 255).save(small)
+    page.set_input_files("#mask-file input[type=file]", str(small))
+    page.get_by_label("uploaded").check()
+    wait_text(page, "mask-note", r"⚠ mask: it is 10x7 but the picture is \d+x\d+", 60)

@@ -28,8 +28,16 @@ DISPLAY_SIDE = 256  # small pictures are enlarged (nearest) to about this many p
 class Studio:
     """The loaded model and what the page needs to know about it."""
 
-    def __init__(self, model, model_config: dict[str, Any], size: int, channels: int,
-                 examples: list[tuple[str, np.ndarray]], ckpt: Optional[str] = None, device: str = "cpu"):
+    def __init__(
+        self,
+        model,
+        model_config: dict[str, Any],
+        size: int,
+        channels: int,
+        examples: list[tuple[str, np.ndarray]],
+        ckpt: Optional[str] = None,
+        device: str = "cpu",
+    ):
         self.model, self.model_config, self.size, self.channels = model, model_config, size, channels
         self.examples, self.ckpt, self.device = dict(examples), ckpt, torch.device(device)
         self.num_classes = getattr(model.denoiser, "num_classes", None)
@@ -65,9 +73,12 @@ class Studio:
 
     def settings(self, steps, sampler, seed, guidance, prompt, negative, label) -> dict[str, Any]:
         return {
-            "steps": self.num_timesteps(steps), "sampler": sampler, "seed": int(seed),
+            "steps": self.num_timesteps(steps),
+            "sampler": sampler,
+            "seed": int(seed),
             "guidance": guidance if self.has_prompt else None,
-            "prompt": prompt if self.has_prompt else None, "negative_prompt": negative if self.has_prompt else None,
+            "prompt": prompt if self.has_prompt else None,
+            "negative_prompt": negative if self.has_prompt else None,
             "label": int(label) if self.num_classes else None,
         }
 
@@ -76,8 +87,10 @@ class Studio:
         cls = SAMPLERS[settings["sampler"]]
         model: dict[str, Any] = {"sampler": {"class_path": f"{cls.__module__}.{cls.__name__}"}}
         if can_respace(self.model):
-            model["diffusion"] = {**self.model_config.get("diffusion", {}),
-                                  "timestep_respacing": str(settings["steps"])}
+            model["diffusion"] = {
+                **self.model_config.get("diffusion", {}),
+                "timestep_respacing": str(settings["steps"]),
+            }
         data = {"image_size": self.size, "channels": self.channels}
         if settings.get("label") is not None:
             data["label"] = settings["label"]
@@ -156,7 +169,9 @@ def to_mask_png(keep: torch.Tensor) -> np.ndarray:
 
 def controls_of(steps, jump_length, jump_n_sample, start_resampling, profile, strength, explicit) -> L.ScheduleControls:
     start = int(start_resampling) if start_resampling not in (None, "") and int(start_resampling) > 0 else None
-    return L.ScheduleControls(None, int(jump_length), int(jump_n_sample), start, profile, float(strength), explicit or "")
+    return L.ScheduleControls(
+        None, int(jump_length), int(jump_n_sample), start, profile, float(strength), explicit or ""
+    )
 
 
 def live_outputs(snap: Snapshot, times: list[int], kept: list[int], start: Optional[int]) -> tuple:
@@ -184,10 +199,18 @@ def follow_job(studio: Studio, tree: L.ResultTree, job: Job, make_results, start
         final_pos = len(job.times) - 1 if not event.stopped else None
         plot = L.schedule_plot(job.times, position=final_pos, kept=kept, start=start)
         first = added[0].parent if added[0].parent is not None else added[0].key
-        yield (tree, tile(event.pictures) if event.pictures else gr.skip(), gr.skip(), plot,
-               f"calls {event.calls} / {job.total} · {event.seconds:.1f} s", message, gallery_items(tree),
-               gr.update(choices=choices, value=added[0].key), gr.update(choices=choices, value=first),
-               gr.update(choices=choices, value=added[-1].key))
+        yield (
+            tree,
+            tile(event.pictures) if event.pictures else gr.skip(),
+            gr.skip(),
+            plot,
+            f"calls {event.calls} / {job.total} · {event.seconds:.1f} s",
+            message,
+            gallery_items(tree),
+            gr.update(choices=choices, value=added[0].key),
+            gr.update(choices=choices, value=first),
+            gr.update(choices=choices, value=added[-1].key),
+        )
 
 
 def message_only(tree: L.ResultTree, text: str) -> tuple:
@@ -196,9 +219,31 @@ def message_only(tree: L.ResultTree, text: str) -> tuple:
 
 
 def run_handler(studio: Studio):
-    def run(tree, editor, source, invert, kind, mask_seed, mask_file, steps, jump_length, jump_n_sample,
-            start_resampling, profile, strength, explicit, sampler, seed, variants, guidance, prompt, negative,
-            label, keep_every, preview_every):
+    def run(
+        tree,
+        editor,
+        source,
+        invert,
+        kind,
+        mask_seed,
+        mask_file,
+        steps,
+        jump_length,
+        jump_n_sample,
+        start_resampling,
+        profile,
+        strength,
+        explicit,
+        sampler,
+        seed,
+        variants,
+        guidance,
+        prompt,
+        negative,
+        label,
+        keep_every,
+        preview_every,
+    ):
         tree = tree or L.ResultTree()
         try:
             picture = L.fit_picture(studio.picture(editor), studio.size, studio.channels)
@@ -212,15 +257,36 @@ def run_handler(studio: Studio):
             return
         n = int(variants)
         image = L.to_tensor(picture)[None].repeat(n, 1, 1, 1).to(studio.device)
-        job = Job(studio.model, image, keep[None].repeat(n, 1, 1, 1).to(studio.device),
-                  torch.arange(n, device=studio.device), times, keep=kept_transitions(times, keep_every),
-                  preview_every=int(preview_every), **studio.conditioning(settings, n))
+        job = Job(
+            studio.model,
+            image,
+            keep[None].repeat(n, 1, 1, 1).to(studio.device),
+            torch.arange(n, device=studio.device),
+            times,
+            keep=kept_transitions(times, keep_every),
+            preview_every=int(preview_every),
+            **studio.conditioning(settings, n),
+        )
 
         def make_results(event: JobResult) -> list[L.Result]:
-            return [tree.add(L.Result(tree.next_key(), pic, times, event.calls, int(seed), v,
-                                      stopped=event.stopped, states=event.states[v], image=picture, keep=keep,
-                                      settings=settings))
-                    for v, pic in enumerate(event.pictures)]
+            return [
+                tree.add(
+                    L.Result(
+                        tree.next_key(),
+                        pic,
+                        times,
+                        event.calls,
+                        int(seed),
+                        v,
+                        stopped=event.stopped,
+                        states=event.states[v],
+                        image=picture,
+                        keep=keep,
+                        settings=settings,
+                    )
+                )
+                for v, pic in enumerate(event.pictures)
+            ]
 
         yield from follow_job(studio, tree, job, make_results)
 
@@ -244,8 +310,9 @@ def branch_plan(studio: Studio, tree, key, index, tail_mode, new_seed, controls:
 
 
 def branch_cost_handler(studio: Studio):
-    def cost(tree, key, index, tail_mode, new_seed, steps, jump_length, jump_n_sample, start_res, profile,
-             strength, explicit):
+    def cost(
+        tree, key, index, tail_mode, new_seed, steps, jump_length, jump_n_sample, start_res, profile, strength, explicit
+    ):
         controls = controls_of(steps, jump_length, jump_n_sample, start_res, profile, strength, explicit)
         try:
             parent, state, times, calls = branch_plan(studio, tree, key, index, tail_mode, new_seed, controls)
@@ -258,8 +325,23 @@ def branch_cost_handler(studio: Studio):
 
 
 def branch_handler(studio: Studio):
-    def branch(tree, key, index, tail_mode, new_seed, branch_seed, steps, jump_length, jump_n_sample,
-               start_res, profile, strength, explicit, keep_every, preview_every):
+    def branch(
+        tree,
+        key,
+        index,
+        tail_mode,
+        new_seed,
+        branch_seed,
+        steps,
+        jump_length,
+        jump_n_sample,
+        start_res,
+        profile,
+        strength,
+        explicit,
+        keep_every,
+        preview_every,
+    ):
         controls = controls_of(steps, jump_length, jump_n_sample, start_res, profile, strength, explicit)
         try:
             parent, state, times, calls = branch_plan(studio, tree, key, index, tail_mode, new_seed, controls)
@@ -270,17 +352,36 @@ def branch_handler(studio: Studio):
             yield message_only(tree, str(e))
             return
         dev = studio.device
-        job = Job(studio.model, L.to_tensor(parent.image)[None].to(dev), parent.keep[None].to(dev),
-                  torch.tensor([parent.sample_id], device=dev), times, start=state,
-                  keep=kept_transitions(times, keep_every, state), preview_every=int(preview_every),
-                  **studio.conditioning(settings, 1))
+        job = Job(
+            studio.model,
+            L.to_tensor(parent.image)[None].to(dev),
+            parent.keep[None].to(dev),
+            torch.tensor([parent.sample_id], device=dev),
+            times,
+            start=state,
+            keep=kept_transitions(times, keep_every, state),
+            preview_every=int(preview_every),
+            **studio.conditioning(settings, 1),
+        )
 
         def make_results(event: JobResult) -> list[L.Result]:
             inherited = {i: s for i, s in parent.states.items() if i <= state.index and not new_seed}
-            r = L.Result(tree.next_key(), event.pictures[0], times, event.calls, seed, parent.sample_id,
-                         parent=parent.key, branch_index=state.index, exact_noise=parent.exact_noise and not new_seed,
-                         stopped=event.stopped, states={**inherited, **event.states[0]}, image=parent.image,
-                         keep=parent.keep, settings=settings)
+            r = L.Result(
+                tree.next_key(),
+                event.pictures[0],
+                times,
+                event.calls,
+                seed,
+                parent.sample_id,
+                parent=parent.key,
+                branch_index=state.index,
+                exact_noise=parent.exact_noise and not new_seed,
+                stopped=event.stopped,
+                states={**inherited, **event.states[0]},
+                image=parent.image,
+                keep=parent.keep,
+                settings=settings,
+            )
             return [tree.add(r)]
 
         yield from follow_job(studio, tree, job, make_results, start=state.index + 1)
@@ -288,11 +389,10 @@ def branch_handler(studio: Studio):
     return branch
 
 
-def stop_handler(tree):
+def stop_handler(tree) -> None:
+    """Ask the running job to stop after its current transition (the run's own output reports it)."""
     if tree is not None and tree.job is not None:
         tree.job.stop.set()
-        return "stopping…"
-    return "nothing is running"
 
 
 def pick_result_handler(studio: Studio):
@@ -310,8 +410,10 @@ def pick_result_handler(studio: Studio):
 def compare_handler(tree, a, b):
     if tree is None or a not in tree.results or b not in tree.results:
         return None
-    return (L.enlarge(np.asarray(Image.fromarray(tree.results[a].picture).convert("RGB")), DISPLAY_SIDE),
-            L.enlarge(np.asarray(Image.fromarray(tree.results[b].picture).convert("RGB")), DISPLAY_SIDE))
+    return (
+        L.enlarge(np.asarray(Image.fromarray(tree.results[a].picture).convert("RGB")), DISPLAY_SIDE),
+        L.enlarge(np.asarray(Image.fromarray(tree.results[b].picture).convert("RGB")), DISPLAY_SIDE),
+    )
 
 
 def mask_preview_handler(studio: Studio):
@@ -337,7 +439,8 @@ def upload_picture_handler(studio: Studio):
             return gr.skip(), f"⚠ {e}"
         shown = np.asarray(Image.fromarray(picture).convert("RGB"))
         h, w = shown.shape[:2]
-        note = f"loaded {os.path.basename(path)} ({w}x{h}; the model sees its centre square at {studio.size}x{studio.size})"
+        side = studio.size
+        note = f"loaded {os.path.basename(path)} ({w}x{h}; the model sees its centre square at {side}x{side})"
         return {"background": shown, "layers": [], "composite": shown}, note
 
     return upload
@@ -355,8 +458,15 @@ INTRO = (
 
 
 def _schedule_controls(studio: Studio) -> list:
-    steps = gr.Slider(2, max(studio.default_steps, 250), value=studio.default_steps, step=1, label="steps (respaced)",
-                      interactive=can_respace(studio.model), elem_id="steps")
+    steps = gr.Slider(
+        2,
+        max(studio.default_steps, 250),
+        value=studio.default_steps,
+        step=1,
+        label="steps (respaced)",
+        interactive=can_respace(studio.model),
+        elem_id="steps",
+    )
     with gr.Row():
         jump_length = gr.Number(10, label="jump length", precision=0, minimum=1, elem_id="jump-length")
         jump_n = gr.Number(3, label="resamplings (jump_n_sample)", precision=0, minimum=1, elem_id="jump-n")
@@ -378,11 +488,20 @@ def build_app(studio: Studio) -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=4):
                 editor = gr.ImageEditor(
-                    studio.example_editor(names[0]) if names else None, label="picture — paint the hole",
-                    type="numpy", layers=False, format="png", image_mode="RGBA", sources=["upload", "clipboard"],
+                    studio.example_editor(names[0]) if names else None,
+                    label="picture — paint the hole",
+                    type="numpy",
+                    layers=False,
+                    format="png",
+                    image_mode="RGBA",
+                    sources=["upload", "clipboard"],
                     brush=gr.Brush(default_size=12, colors=["#ff00aa"], color_mode="fixed"),
-                    eraser=gr.Eraser(default_size=12), transforms=[], canvas_size=(DISPLAY_SIDE, DISPLAY_SIDE),
-                    elem_id="editor", height=400)
+                    eraser=gr.Eraser(default_size=12),
+                    transforms=[],
+                    canvas_size=(DISPLAY_SIDE, DISPLAY_SIDE),
+                    elem_id="editor",
+                    height=400,
+                )
                 with gr.Row():
                     example = gr.Dropdown(names, value=names[0] if names else None, label="example", scale=3)
                     clear = gr.Button("clear mask", scale=1)
@@ -393,14 +512,25 @@ def build_app(studio: Studio) -> gr.Blocks:
                 with gr.Row():
                     kind = gr.Dropdown(list(L.STUDIO_MASK_TYPES), value="thick", label="generated mask type")
                     mask_seed = gr.Number(0, label="mask seed", precision=0)
-                mask_view = gr.Image(label="what the model gets (hole in pink)", format="png", interactive=False,
-                                     elem_id="mask-view", height=200)
+                mask_view = gr.Image(
+                    label="what the model gets (hole in pink)",
+                    format="png",
+                    interactive=False,
+                    elem_id="mask-view",
+                    height=200,
+                )
                 mask_note = gr.Markdown("", elem_id="mask-note")
                 with gr.Accordion("upload a picture or a mask file", open=False):
-                    picture_file = gr.File(label="picture", file_types=["image"], type="filepath",
-                                           elem_id="picture-file", height=90)
-                    mask_file = gr.File(label="mask (255 = known)", file_types=["image"], type="filepath",
-                                        elem_id="mask-file", height=90)
+                    picture_file = gr.File(
+                        label="picture", file_types=["image"], type="filepath", elem_id="picture-file", height=90
+                    )
+                    mask_file = gr.File(
+                        label="mask (255 = known)",
+                        file_types=["image"],
+                        type="filepath",
+                        elem_id="mask-file",
+                        height=90,
+                    )
             with gr.Column(scale=5):
                 schedule = _schedule_controls(studio)
                 calls = gr.Markdown("", elem_id="calls")
@@ -411,17 +541,25 @@ def build_app(studio: Studio) -> gr.Blocks:
                     variants = gr.Slider(1, 4, value=1, step=1, label="variants")
                 with gr.Row(visible=studio.has_prompt):
                     prompt = gr.Textbox(getattr(studio.model.denoiser, "prompt", "") or "", label="prompt")
-                    negative = gr.Textbox(getattr(studio.model.denoiser, "negative_prompt", "") or "",
-                                          label="negative prompt")
-                    guidance = gr.Number(getattr(studio.model.denoiser, "guidance_scale", 7.5) or 7.5,
-                                         label="guidance scale")
-                label = gr.Number(0, label=f"class (0 … {(studio.num_classes or 1) - 1})", precision=0,
-                                  visible=bool(studio.num_classes))
+                    negative = gr.Textbox(
+                        getattr(studio.model.denoiser, "negative_prompt", "") or "", label="negative prompt"
+                    )
+                    guidance = gr.Number(
+                        getattr(studio.model.denoiser, "guidance_scale", 7.5) or 7.5, label="guidance scale"
+                    )
+                label = gr.Number(
+                    0,
+                    label=f"class (0 … {(studio.num_classes or 1) - 1})",
+                    precision=0,
+                    visible=bool(studio.num_classes),
+                )
                 with gr.Row():
-                    keep_every = gr.Number(5, label="keep a state every k calls", precision=0, minimum=1,
-                                           elem_id="keep-every")
-                    preview_every = gr.Number(5, label="preview every k transitions", precision=0, minimum=1,
-                                              elem_id="preview-every")
+                    keep_every = gr.Number(
+                        5, label="keep a state every k calls", precision=0, minimum=1, elem_id="keep-every"
+                    )
+                    preview_every = gr.Number(
+                        5, label="preview every k transitions", precision=0, minimum=1, elem_id="preview-every"
+                    )
                 with gr.Row():
                     run = gr.Button("Run", variant="primary", elem_id="run")
                     stop = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -429,21 +567,31 @@ def build_app(studio: Studio) -> gr.Blocks:
         with gr.Row():
             live_xt = gr.Image(label="x_t", format="png", interactive=False, elem_id="live-xt", height=260)
             live_x0 = gr.Image(label="x0 prediction", format="png", interactive=False, elem_id="live-x0", height=260)
-            live_plot = gr.Image(label="position on the schedule", format="png", interactive=False,
-                                 elem_id="live-plot", height=260)
+            live_plot = gr.Image(
+                label="position on the schedule", format="png", interactive=False, elem_id="live-plot", height=260
+            )
         with gr.Row():
             with gr.Column(scale=3):
-                gallery = gr.Gallery(label="results (each branch follows its parent)", columns=5, height=230,
-                                     format="png", elem_id="gallery", fit_columns=False, object_fit="contain",
-                                     allow_preview=False)
+                gallery = gr.Gallery(
+                    label="results (each branch follows its parent)",
+                    columns=5,
+                    height=230,
+                    format="png",
+                    elem_id="gallery",
+                    fit_columns=False,
+                    object_fit="contain",
+                    allow_preview=False,
+                )
                 result_pick = gr.Dropdown([], label="result", elem_id="result-pick")
-                downloads = gr.File(label="PNG + eval.py config", file_count="multiple", elem_id="downloads",
-                                    height=110)
+                downloads = gr.File(
+                    label="PNG + eval.py config", file_count="multiple", elem_id="downloads", height=110
+                )
                 result_info = gr.Markdown("")
             with gr.Column(scale=2):
                 state_pick = gr.Dropdown([], label="branch from kept state", elem_id="branch-state")
-                tail_mode = gr.Radio(["saved rest", "new schedule from the controls"], value="saved rest",
-                                     label="rest of the schedule")
+                tail_mode = gr.Radio(
+                    ["saved rest", "new schedule from the controls"], value="saved rest", label="rest of the schedule"
+                )
                 with gr.Row():
                     new_seed = gr.Checkbox(False, label="new seed")
                     branch_seed = gr.Number(1, label="branch seed", precision=0)
@@ -460,8 +608,15 @@ def build_app(studio: Studio) -> gr.Blocks:
         mask_events = [c.change for c in mask_inputs] + [editor.apply, editor.input]
         gr.on(mask_events, mask_preview_handler(studio), mask_inputs, [mask_view, mask_note], show_progress="hidden")
         example.change(lambda n: studio.example_editor(n) if n else gr.skip(), example, editor)
-        clear.click(lambda e: {"background": e["background"], "layers": [], "composite": e["background"]}
-                    if e and e.get("background") is not None else gr.skip(), editor, editor)
+        clear.click(
+            lambda e: (
+                {"background": e["background"], "layers": [], "composite": e["background"]}
+                if e and e.get("background") is not None
+                else gr.skip()
+            ),
+            editor,
+            editor,
+        )
         picture_file.upload(upload_picture_handler(studio), picture_file, [editor, message])
 
         schedule_fn = lambda *a: schedule_figure(studio, controls_of(*a), a[0])  # noqa: E731
@@ -471,14 +626,31 @@ def build_app(studio: Studio) -> gr.Blocks:
         demo.load(mask_preview_handler(studio), mask_inputs, [mask_view, mask_note])
 
         live = [tree, live_xt, live_x0, live_plot, progress, message, gallery, result_pick, compare_a, compare_b]
-        run_inputs = [tree, *mask_inputs, *schedule, sampler, seed, variants, guidance, prompt, negative, label,
-                      keep_every, preview_every]
+        run_inputs = [
+            tree,
+            *mask_inputs,
+            *schedule,
+            sampler,
+            seed,
+            variants,
+            guidance,
+            prompt,
+            negative,
+            label,
+            keep_every,
+            preview_every,
+        ]
         run.click(run_handler(studio), run_inputs, live, concurrency_id="device", concurrency_limit=1)
-        stop.click(stop_handler, tree, message, concurrency_limit=None, queue=False)
+        stop.click(stop_handler, tree, None, concurrency_limit=None, queue=False)
 
         branch_inputs = [tree, result_pick, state_pick, tail_mode, new_seed, branch_seed, *schedule]
-        branch.click(branch_handler(studio), [*branch_inputs, keep_every, preview_every], live,
-                     concurrency_id="device", concurrency_limit=1)
+        branch.click(
+            branch_handler(studio),
+            [*branch_inputs, keep_every, preview_every],
+            live,
+            concurrency_id="device",
+            concurrency_limit=1,
+        )
         cost_inputs = [tree, result_pick, state_pick, tail_mode, new_seed, *schedule]
         for c in (state_pick, tail_mode, new_seed, *schedule):
             c.change(branch_cost_handler(studio), cost_inputs, cost, show_progress="hidden")
@@ -500,7 +672,9 @@ def load_studio(model_args: list[str]) -> Studio:
     config = cli.config.as_dict()
     size = getattr(dm, "eval_size", None) or getattr(dm, "image_size", None) or getattr(model.net, "image_size", 64)
     channels = getattr(model.net, "in_channels", None) or getattr(dm, "channels", None) or 3
-    return Studio(model, config["model"], int(size), int(channels), example_pictures(dm), config.get("ckpt"), str(device))
+    return Studio(
+        model, config["model"], int(size), int(channels), example_pictures(dm), config.get("ckpt"), str(device)
+    )
 
 
 def example_pictures(dm, limit: int = 12) -> list[tuple[str, np.ndarray]]:

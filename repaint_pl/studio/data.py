@@ -6,7 +6,6 @@ import os
 from typing import Any, Optional
 
 import lightning as L
-import torch
 from torch.utils.data import DataLoader, Dataset
 
 from repaint_pl.datamodules.images import load_image, load_mask
@@ -15,8 +14,16 @@ from repaint_pl.datamodules.images import load_image, load_mask
 class StudioItem(Dataset):
     """One item: ``image`` ``[C, S, S]`` in [-1, 1], ``keep_mask`` ``[1, S, S]`` (1 = known), ``id``, ``name``."""
 
-    def __init__(self, image: str, keep_mask: str, sample_id: int, image_size: int, channels: int,
-                 label: Optional[int] = None, prompt: Optional[str] = None):
+    def __init__(
+        self,
+        image: str,
+        keep_mask: str,
+        sample_id: int,
+        image_size: int,
+        channels: int,
+        label: Optional[int] = None,
+        prompt: Optional[str] = None,
+    ):
         self.image, self.keep_mask, self.sample_id = image, keep_mask, sample_id
         self.image_size, self.channels, self.label, self.prompt = image_size, channels, label, prompt
 
@@ -53,8 +60,16 @@ class StudioDataModule(L.LightningDataModule):
         label: class label for class-conditional models; prompt: text for text-conditioned ones.
     """
 
-    def __init__(self, image: str, keep_mask: str, sample_id: int = 0, image_size: int = 64, channels: int = 3,
-                 label: Optional[int] = None, prompt: Optional[str] = None):
+    def __init__(
+        self,
+        image: str,
+        keep_mask: str,
+        sample_id: int = 0,
+        image_size: int = 64,
+        channels: int = 3,
+        label: Optional[int] = None,
+        prompt: Optional[str] = None,
+    ):
         super().__init__()
         self.item = StudioItem(image, keep_mask, sample_id, image_size, channels, label, prompt)
 

@@ -200,8 +200,9 @@ def schedule_table(c: ScheduleControls, num_timesteps: int):
     if c.profile == "uniform" and start >= 100_000_000:
         return JumpSchedule(t_T=c.t_T, jump_length=int(c.jump_length), jump_n_sample=int(c.jump_n_sample))
     if c.profile == "uniform":
-        return JumpSchedule(c.t_T, jump_length=int(c.jump_length), jump_n_sample=int(c.jump_n_sample),
-                            start_resampling=int(start))
+        return JumpSchedule(
+            c.t_T, jump_length=int(c.jump_length), jump_n_sample=int(c.jump_n_sample), start_resampling=int(start)
+        )
     return ProfileSchedule(c.t_T, int(c.jump_length), int(c.jump_n_sample), c.profile, float(c.strength))
 
 
@@ -232,8 +233,13 @@ def remaining_calls(times: Sequence[int], index: int) -> int:
     return count_network_calls(times[index + 1 :])
 
 
-def schedule_plot(times: Sequence[int], position: Optional[int] = None, kept: Sequence[int] = (),
-                  start: Optional[int] = None, title: str = "") -> np.ndarray:
+def schedule_plot(
+    times: Sequence[int],
+    position: Optional[int] = None,
+    kept: Sequence[int] = (),
+    start: Optional[int] = None,
+    title: str = "",
+) -> np.ndarray:
     """The time table as an RGB picture: t against transition, the kept states as dots, the current
     transition ``position`` as a red marker (``start``: a branch's first transition, the part before it dimmed)."""
     import matplotlib
@@ -282,7 +288,8 @@ class Progress:
         if self.done == 0:
             return f"calls 0 / {self.total}"
         per_call = elapsed / self.done
-        return f"calls {self.done} / {self.total} · {per_call:.3f} s/call · {per_call * (self.total - self.done):.1f} s left"
+        left = per_call * (self.total - self.done)
+        return f"calls {self.done} / {self.total} · {per_call:.3f} s/call · {left:.1f} s left"
 
 
 def keep_indices(times: Sequence[int], every: int) -> set[int]:
@@ -388,8 +395,9 @@ def split_state(step: StepState, times: Sequence[int], v: int) -> SamplerState:
     """Variant ``v``'s part of a batch step state, moved to the CPU (to branch from later)."""
     noise = step.noise.get_state()[v] if step.noise is not None and hasattr(step.noise, "get_state") else None
     x0 = step.x0_pred[v : v + 1].detach().cpu().clone() if step.x0_pred is not None else None
-    return SamplerState(step.index, list(times), step.x[v : v + 1].detach().cpu().clone(), x0,
-                        [noise] if noise is not None else None)
+    return SamplerState(
+        step.index, list(times), step.x[v : v + 1].detach().cpu().clone(), x0, [noise] if noise is not None else None
+    )
 
 
 # --------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from ..schedules import count_network_calls
 from .logic import Progress, StudioInputError, keep_indices, split_state, to_uint8
 
 
-
 def _samplers() -> dict[str, type]:
     """The samplers a user can pick: those the model's config accepts (subclasses of ``sampler.Sampler``)
     that walk the model's time table (so that kept states and branches mean the same thing)."""
@@ -134,8 +133,15 @@ class Job:
             with torch.no_grad():
                 tail = self.times if self.start is None else self.times[self.start.index + 1 :]
                 out = self.model.inpaint(
-                    self.image, self.keep_mask, self.ids, self.y, times=tail, on_step=self._hook,
-                    prompts=self.prompts, negative_prompts=self.negative_prompts, start=self.start,
+                    self.image,
+                    self.keep_mask,
+                    self.ids,
+                    self.y,
+                    times=tail,
+                    on_step=self._hook,
+                    prompts=self.prompts,
+                    negative_prompts=self.negative_prompts,
+                    start=self.start,
                 )
             pictures = [to_uint8(p) for p in out]
         except Stopped:
