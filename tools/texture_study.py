@@ -2,6 +2,7 @@
 seam PSNR and unconditional samples.
 
     python tools/texture_study.py [--out docs/texture_study] [--ckpt weights/texture32_ema.pt]
+    python tools/texture_study.py --config configs/experiments/texture_study_jumps10x10.yaml --prefix jumps10x10_
 
 The comparison itself is the sweep runner's (``python -m repaint_pl.sweep``): RePaint (100 steps, jumps
 10×3) against no resampling at the same 100 steps and at the same 280 network calls, on the same held-out
@@ -86,16 +87,23 @@ def main() -> None:
     p.add_argument("--ckpt", default=os.path.join(ROOT, "weights", "texture32_ema.pt"))
     p.add_argument("--out", default=os.path.join(ROOT, "docs", "texture_study"))
     p.add_argument("--seam", type=int, default=2, help="width in pixels of the seam band")
+    p.add_argument("--config", default=STUDY, help="the study's sweep (variants under the axis 'variant')")
+    p.add_argument("--prefix", default="", help="prefix of the written file names (study.md, compare_*.png)")
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
     samples(args.ckpt, args.out)
-    study, extension = (os.path.join(args.out, "sweeps", n) for n in ("study", "extension"))
-    result = sweep.main([STUDY, "--out", study, f"--ckpt={args.ckpt}"])
+    name = os.path.splitext(os.path.basename(args.config))[0]
+    study, extension = (os.path.join(args.out, "sweeps", n) for n in (name, "extension"))
+    result = sweep.main([args.config, "--out", study, f"--ckpt={args.ckpt}"])
     report = table(result["rows"], study, args.seam)
-    with open(os.path.join(args.out, "study.md"), "w") as f:
+    with open(os.path.join(args.out, f"{args.prefix}study.md"), "w") as f:
         f.write(report)
     for path in result["tables"]:
-        shutil.copy(path, os.path.join(args.out, "compare_" + os.path.basename(path).rsplit("_", 1)[-1]))
+        compare = f"{args.prefix}compare_" + os.path.basename(path).rsplit("_", 1)[-1]
+        shutil.copy(path, os.path.join(args.out, compare))
+    if args.config != STUDY:
+        print(report)
+        return
     for path in sweep.main([EXTENSION, "--out", extension, f"--ckpt={args.ckpt}"])["tables"]:
         shutil.copy(path, os.path.join(args.out, "extension_" + os.path.basename(path).rsplit("_", 1)[-1]))
     print(report)
