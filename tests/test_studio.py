@@ -375,3 +375,11 @@ def test_downloaded_config_reproduces_a_branch_with_eval_py(studio, tmp_path, mo
     eval_main(["--config", "config.yaml", "--metrics.enabled=false"])
     written = np.asarray(Image.open(os.path.join(tmp_path, "reproduced", "inpainted", "image.png")))
     np.testing.assert_array_equal(written, branch.picture)
+
+
+def test_command_line_listens_locally_and_passes_model_flags_on():
+    from repaint_pl.studio.__main__ import parse_args
+
+    args, model_args = parse_args(["--ckpt", "m.pt", "--port", "7000", "--accelerator", "gpu"])
+    assert (args.host, args.port) == ("127.0.0.1", 7000)
+    assert model_args == ["--ckpt", "m.pt", "--accelerator", "gpu"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 import zipfile
+from types import SimpleNamespace
 from typing import Any, Optional
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -478,186 +479,175 @@ def _schedule_controls(studio: Studio) -> list:
     return [steps, jump_length, jump_n, start_res, profile, strength, explicit]
 
 
+def _editor_panel(studio: Studio, ui: SimpleNamespace) -> None:
+    """The picture with its brush (the hole), the examples and the clear button."""
+    names = list(studio.examples)
+    ui.editor = gr.ImageEditor(
+        studio.example_editor(names[0]) if names else None,
+        label="picture — paint the hole",
+        type="numpy",
+        layers=False,
+        format="png",
+        image_mode="RGBA",
+        sources=["upload", "clipboard"],
+        brush=gr.Brush(default_size=12, colors=["#ff00aa"], color_mode="fixed"),
+        eraser=gr.Eraser(default_size=12),
+        transforms=[],
+        canvas_size=(DISPLAY_SIDE, DISPLAY_SIDE),
+        elem_id="editor",
+        height=400,
+    )
+    with gr.Row():
+        ui.example = gr.Dropdown(names, value=names[0] if names else None, label="example", scale=3)
+        ui.clear = gr.Button("clear mask", scale=1)
+
+
+def _mask_panel(ui: SimpleNamespace) -> None:
+    """Mask source, invert, generated type and seed, uploads, and what the model gets."""
+    with gr.Row():
+        ui.source = gr.Radio(["painted", "generated", "uploaded"], value="painted", label="mask source")
+        ui.invert = gr.Checkbox(False, label="invert mask")
+    with gr.Row():
+        ui.kind = gr.Dropdown(list(L.STUDIO_MASK_TYPES), value="thick", label="generated mask type")
+        ui.mask_seed = gr.Number(0, label="mask seed", precision=0)
+    ui.mask_view = gr.Image(
+        label="what the model gets (hole in pink)", format="png", interactive=False, elem_id="mask-view", height=200
+    )
+    ui.mask_note = gr.Markdown("", elem_id="mask-note")
+    with gr.Accordion("upload a picture or a mask file", open=False):
+        files = dict(file_types=["image"], type="filepath", height=90)
+        ui.picture_file = gr.File(label="picture", elem_id="picture-file", **files)
+        ui.mask_file = gr.File(label="mask (255 = known)", elem_id="mask-file", **files)
+
+
+def _conditioning_controls(studio: Studio, ui: SimpleNamespace) -> None:
+    """Prompt / negative prompt / guidance for text models, a class for class-conditional ones (else hidden)."""
+    denoiser = studio.model.denoiser
+    with gr.Row(visible=studio.has_prompt):
+        ui.prompt = gr.Textbox(getattr(denoiser, "prompt", "") or "", label="prompt")
+        ui.negative = gr.Textbox(getattr(denoiser, "negative_prompt", "") or "", label="negative prompt")
+        ui.guidance = gr.Number(getattr(denoiser, "guidance_scale", 7.5) or 7.5, label="guidance scale")
+    top = (studio.num_classes or 1) - 1
+    ui.label = gr.Number(0, label=f"class (0 … {top})", precision=0, visible=bool(studio.num_classes))
+
+
+def _run_panel(studio: Studio, ui: SimpleNamespace) -> None:
+    """Schedule controls and plot, sampler, seed, variants, conditioning, kept states, run and stop."""
+    ui.schedule = _schedule_controls(studio)
+    ui.calls = gr.Markdown("", elem_id="calls")
+    ui.plot = gr.Image(label="schedule", format="png", interactive=False, elem_id="schedule-plot", height=210)
+    with gr.Row():
+        ui.sampler = gr.Dropdown(list(SAMPLERS), value="RePaint", label="sampler", visible=len(SAMPLERS) > 1)
+        ui.seed = gr.Number(0, label="seed", precision=0, elem_id="seed")
+        ui.variants = gr.Slider(1, 4, value=1, step=1, label="variants")
+    _conditioning_controls(studio, ui)
+    with gr.Row():
+        every = dict(precision=0, minimum=1)
+        ui.keep_every = gr.Number(5, label="keep a state every k calls", elem_id="keep-every", **every)
+        ui.preview_every = gr.Number(5, label="preview every k transitions", elem_id="preview-every", **every)
+    with gr.Row():
+        ui.run = gr.Button("Run", variant="primary", elem_id="run")
+        ui.stop = gr.Button("Stop", variant="stop", elem_id="stop")
+
+
+def _live_panel(ui: SimpleNamespace) -> None:
+    """Progress line, x_t, x0 prediction and the position on the schedule."""
+    ui.progress = gr.Markdown("", elem_id="progress")
+    with gr.Row():
+        shown = dict(format="png", interactive=False, height=260)
+        ui.live_xt = gr.Image(label="x_t", elem_id="live-xt", **shown)
+        ui.live_x0 = gr.Image(label="x0 prediction", elem_id="live-x0", **shown)
+        ui.live_plot = gr.Image(label="position on the schedule", elem_id="live-plot", **shown)
+
+
+def _results_panel(ui: SimpleNamespace) -> None:
+    """The result tree (gallery), downloads, branching and the A | B comparison."""
+    with gr.Row():
+        with gr.Column(scale=3):
+            ui.gallery = gr.Gallery(
+                label="results (each branch follows its parent)", columns=5, height=230, format="png",
+                elem_id="gallery", fit_columns=False, object_fit="contain", allow_preview=False,
+            )  # fmt: skip
+            ui.result_pick = gr.Dropdown([], label="result", elem_id="result-pick")
+            ui.downloads = gr.File(label="PNG + eval.py config", file_count="multiple", elem_id="downloads", height=110)
+            ui.result_info = gr.Markdown("")
+        with gr.Column(scale=2):
+            ui.state_pick = gr.Dropdown([], label="branch from kept state", elem_id="branch-state")
+            rests = ["saved rest", "new schedule from the controls"]
+            ui.tail_mode = gr.Radio(rests, value="saved rest", label="rest of the schedule")
+            with gr.Row():
+                ui.new_seed = gr.Checkbox(False, label="new seed")
+                ui.branch_seed = gr.Number(1, label="branch seed", precision=0)
+            ui.cost = gr.Markdown("", elem_id="branch-cost")
+            ui.branch = gr.Button("Branch", variant="primary", elem_id="branch")
+        with gr.Column(scale=3):
+            with gr.Row():
+                ui.compare_a = gr.Dropdown([], label="compare A", elem_id="compare-a")
+                ui.compare_b = gr.Dropdown([], label="compare B", elem_id="compare-b")
+            ui.slider = gr.ImageSlider(label="A | B", format="png", elem_id="compare", max_height=300)
+
+
+def clear_layers(editor):
+    """The editor with its paint removed (the picture stays)."""
+    if not editor or editor.get("background") is None:
+        return gr.skip()
+    return {"background": editor["background"], "layers": [], "composite": editor["background"]}
+
+
+def _wire_inputs(studio: Studio, demo: gr.Blocks, ui: SimpleNamespace) -> None:
+    """Mask preview, examples, clear, uploads, schedule plot and call count."""
+    mask_inputs = [ui.editor, ui.source, ui.invert, ui.kind, ui.mask_seed, ui.mask_file]
+    mask_events = [c.change for c in mask_inputs] + [ui.editor.apply, ui.editor.input]
+    preview = mask_preview_handler(studio)
+    gr.on(mask_events, preview, mask_inputs, [ui.mask_view, ui.mask_note], show_progress="hidden")
+    demo.load(preview, mask_inputs, [ui.mask_view, ui.mask_note])
+    ui.example.change(lambda n: studio.example_editor(n) if n else gr.skip(), ui.example, ui.editor)
+    ui.clear.click(clear_layers, ui.editor, ui.editor)
+    ui.picture_file.upload(upload_picture_handler(studio), ui.picture_file, [ui.editor, ui.message])
+    schedule_fn = lambda *a: schedule_figure(studio, controls_of(*a), a[0])  # noqa: E731
+    gr.on([c.change for c in ui.schedule], schedule_fn, ui.schedule, [ui.plot, ui.calls], show_progress="hidden")
+    demo.load(schedule_fn, ui.schedule, [ui.plot, ui.calls])
+    ui.mask_inputs = mask_inputs
+
+
+def _wire_jobs(studio: Studio, ui: SimpleNamespace) -> None:
+    """Run, stop and branch (one job at a time on the device), branch cost, result pick, comparison."""
+    live = [ui.tree, ui.live_xt, ui.live_x0, ui.live_plot, ui.progress, ui.message, ui.gallery, ui.result_pick]
+    live += [ui.compare_a, ui.compare_b]
+    run_inputs = [ui.tree, *ui.mask_inputs, *ui.schedule, ui.sampler, ui.seed, ui.variants, ui.guidance]
+    run_inputs += [ui.prompt, ui.negative, ui.label, ui.keep_every, ui.preview_every]
+    device_queue = dict(concurrency_id="device", concurrency_limit=1)
+    ui.run.click(run_handler(studio), run_inputs, live, **device_queue)
+    ui.stop.click(stop_handler, ui.tree, None, concurrency_limit=None, queue=False)
+    choice = [ui.tree, ui.result_pick, ui.state_pick, ui.tail_mode, ui.new_seed]
+    branch_inputs = [*choice, ui.branch_seed, *ui.schedule, ui.keep_every, ui.preview_every]
+    ui.branch.click(branch_handler(studio), branch_inputs, live, **device_queue)
+    cost_events = [c.change for c in (ui.state_pick, ui.tail_mode, ui.new_seed, *ui.schedule)]
+    gr.on(cost_events, branch_cost_handler(studio), [*choice, *ui.schedule], ui.cost, show_progress="hidden")
+    picked = [ui.state_pick, ui.downloads, ui.result_info]
+    ui.result_pick.change(pick_result_handler(studio), [ui.tree, ui.result_pick], picked)
+    compared = [ui.tree, ui.compare_a, ui.compare_b]
+    gr.on([ui.compare_a.change, ui.compare_b.change], compare_handler, compared, ui.slider)
+
+
 def build_app(studio: Studio) -> gr.Blocks:
     """The page; one sampling job at a time (a queue), the stop button outside the queue's limit."""
-    names = list(studio.examples)
+    ui = SimpleNamespace()
     with gr.Blocks(title="RePaint Studio", analytics_enabled=False) as demo:
-        tree = gr.State(None)
+        ui.tree = gr.State(None)
         gr.Markdown(INTRO)
-        message = gr.Markdown("", elem_id="message")
+        ui.message = gr.Markdown("", elem_id="message")
         with gr.Row():
             with gr.Column(scale=4):
-                editor = gr.ImageEditor(
-                    studio.example_editor(names[0]) if names else None,
-                    label="picture — paint the hole",
-                    type="numpy",
-                    layers=False,
-                    format="png",
-                    image_mode="RGBA",
-                    sources=["upload", "clipboard"],
-                    brush=gr.Brush(default_size=12, colors=["#ff00aa"], color_mode="fixed"),
-                    eraser=gr.Eraser(default_size=12),
-                    transforms=[],
-                    canvas_size=(DISPLAY_SIDE, DISPLAY_SIDE),
-                    elem_id="editor",
-                    height=400,
-                )
-                with gr.Row():
-                    example = gr.Dropdown(names, value=names[0] if names else None, label="example", scale=3)
-                    clear = gr.Button("clear mask", scale=1)
+                _editor_panel(studio, ui)
             with gr.Column(scale=3):
-                with gr.Row():
-                    source = gr.Radio(["painted", "generated", "uploaded"], value="painted", label="mask source")
-                    invert = gr.Checkbox(False, label="invert mask")
-                with gr.Row():
-                    kind = gr.Dropdown(list(L.STUDIO_MASK_TYPES), value="thick", label="generated mask type")
-                    mask_seed = gr.Number(0, label="mask seed", precision=0)
-                mask_view = gr.Image(
-                    label="what the model gets (hole in pink)",
-                    format="png",
-                    interactive=False,
-                    elem_id="mask-view",
-                    height=200,
-                )
-                mask_note = gr.Markdown("", elem_id="mask-note")
-                with gr.Accordion("upload a picture or a mask file", open=False):
-                    picture_file = gr.File(
-                        label="picture", file_types=["image"], type="filepath", elem_id="picture-file", height=90
-                    )
-                    mask_file = gr.File(
-                        label="mask (255 = known)",
-                        file_types=["image"],
-                        type="filepath",
-                        elem_id="mask-file",
-                        height=90,
-                    )
+                _mask_panel(ui)
             with gr.Column(scale=5):
-                schedule = _schedule_controls(studio)
-                calls = gr.Markdown("", elem_id="calls")
-                plot = gr.Image(label="schedule", format="png", interactive=False, elem_id="schedule-plot", height=210)
-                with gr.Row():
-                    sampler = gr.Dropdown(list(SAMPLERS), value="RePaint", label="sampler", visible=len(SAMPLERS) > 1)
-                    seed = gr.Number(0, label="seed", precision=0, elem_id="seed")
-                    variants = gr.Slider(1, 4, value=1, step=1, label="variants")
-                with gr.Row(visible=studio.has_prompt):
-                    prompt = gr.Textbox(getattr(studio.model.denoiser, "prompt", "") or "", label="prompt")
-                    negative = gr.Textbox(
-                        getattr(studio.model.denoiser, "negative_prompt", "") or "", label="negative prompt"
-                    )
-                    guidance = gr.Number(
-                        getattr(studio.model.denoiser, "guidance_scale", 7.5) or 7.5, label="guidance scale"
-                    )
-                label = gr.Number(
-                    0,
-                    label=f"class (0 … {(studio.num_classes or 1) - 1})",
-                    precision=0,
-                    visible=bool(studio.num_classes),
-                )
-                with gr.Row():
-                    keep_every = gr.Number(
-                        5, label="keep a state every k calls", precision=0, minimum=1, elem_id="keep-every"
-                    )
-                    preview_every = gr.Number(
-                        5, label="preview every k transitions", precision=0, minimum=1, elem_id="preview-every"
-                    )
-                with gr.Row():
-                    run = gr.Button("Run", variant="primary", elem_id="run")
-                    stop = gr.Button("Stop", variant="stop", elem_id="stop")
-        progress = gr.Markdown("", elem_id="progress")
-        with gr.Row():
-            live_xt = gr.Image(label="x_t", format="png", interactive=False, elem_id="live-xt", height=260)
-            live_x0 = gr.Image(label="x0 prediction", format="png", interactive=False, elem_id="live-x0", height=260)
-            live_plot = gr.Image(
-                label="position on the schedule", format="png", interactive=False, elem_id="live-plot", height=260
-            )
-        with gr.Row():
-            with gr.Column(scale=3):
-                gallery = gr.Gallery(
-                    label="results (each branch follows its parent)",
-                    columns=5,
-                    height=230,
-                    format="png",
-                    elem_id="gallery",
-                    fit_columns=False,
-                    object_fit="contain",
-                    allow_preview=False,
-                )
-                result_pick = gr.Dropdown([], label="result", elem_id="result-pick")
-                downloads = gr.File(
-                    label="PNG + eval.py config", file_count="multiple", elem_id="downloads", height=110
-                )
-                result_info = gr.Markdown("")
-            with gr.Column(scale=2):
-                state_pick = gr.Dropdown([], label="branch from kept state", elem_id="branch-state")
-                tail_mode = gr.Radio(
-                    ["saved rest", "new schedule from the controls"], value="saved rest", label="rest of the schedule"
-                )
-                with gr.Row():
-                    new_seed = gr.Checkbox(False, label="new seed")
-                    branch_seed = gr.Number(1, label="branch seed", precision=0)
-                cost = gr.Markdown("", elem_id="branch-cost")
-                branch = gr.Button("Branch", variant="primary", elem_id="branch")
-            with gr.Column(scale=3):
-                with gr.Row():
-                    compare_a = gr.Dropdown([], label="compare A", elem_id="compare-a")
-                    compare_b = gr.Dropdown([], label="compare B", elem_id="compare-b")
-                slider = gr.ImageSlider(label="A | B", format="png", elem_id="compare", max_height=300)
-
-        # ---- wiring
-        mask_inputs = [editor, source, invert, kind, mask_seed, mask_file]
-        mask_events = [c.change for c in mask_inputs] + [editor.apply, editor.input]
-        gr.on(mask_events, mask_preview_handler(studio), mask_inputs, [mask_view, mask_note], show_progress="hidden")
-        example.change(lambda n: studio.example_editor(n) if n else gr.skip(), example, editor)
-        clear.click(
-            lambda e: (
-                {"background": e["background"], "layers": [], "composite": e["background"]}
-                if e and e.get("background") is not None
-                else gr.skip()
-            ),
-            editor,
-            editor,
-        )
-        picture_file.upload(upload_picture_handler(studio), picture_file, [editor, message])
-
-        schedule_fn = lambda *a: schedule_figure(studio, controls_of(*a), a[0])  # noqa: E731
-        for c in schedule:
-            c.change(schedule_fn, schedule, [plot, calls], show_progress="hidden")
-        demo.load(schedule_fn, schedule, [plot, calls])
-        demo.load(mask_preview_handler(studio), mask_inputs, [mask_view, mask_note])
-
-        live = [tree, live_xt, live_x0, live_plot, progress, message, gallery, result_pick, compare_a, compare_b]
-        run_inputs = [
-            tree,
-            *mask_inputs,
-            *schedule,
-            sampler,
-            seed,
-            variants,
-            guidance,
-            prompt,
-            negative,
-            label,
-            keep_every,
-            preview_every,
-        ]
-        run.click(run_handler(studio), run_inputs, live, concurrency_id="device", concurrency_limit=1)
-        stop.click(stop_handler, tree, None, concurrency_limit=None, queue=False)
-
-        branch_inputs = [tree, result_pick, state_pick, tail_mode, new_seed, branch_seed, *schedule]
-        branch.click(
-            branch_handler(studio),
-            [*branch_inputs, keep_every, preview_every],
-            live,
-            concurrency_id="device",
-            concurrency_limit=1,
-        )
-        cost_inputs = [tree, result_pick, state_pick, tail_mode, new_seed, *schedule]
-        for c in (state_pick, tail_mode, new_seed, *schedule):
-            c.change(branch_cost_handler(studio), cost_inputs, cost, show_progress="hidden")
-
-        result_pick.change(pick_result_handler(studio), [tree, result_pick], [state_pick, downloads, result_info])
-        for c in (compare_a, compare_b):
-            c.change(compare_handler, [tree, compare_a, compare_b], slider)
+                _run_panel(studio, ui)
+        _live_panel(ui)
+        _results_panel(ui)
+        _wire_inputs(studio, demo, ui)
+        _wire_jobs(studio, ui)
     return demo
 
 
