@@ -333,11 +333,12 @@ class Contender:
     jump_length: int = 1
     jump_n_sample: int = 1
     name: str = ""  # a label that replaces the generated one
+    variance: str = "fixed_small"  # of p(x_{t-1} | x_t): σ̃² (fixed_small) or β (fixed_large)
 
     def diffusion(self) -> Diffusion:
         """The noise process of the released models (linear β over 1000 steps) respaced to ``steps``."""
         return DiffusionConfig(steps=1000, noise_schedule="linear", timestep_respacing=str(self.steps),
-                               variance="fixed_small").build()
+                               variance=self.variance).build()
 
     def times(self) -> list[int]:
         return JumpSchedule(jump_length=self.jump_length, jump_n_sample=self.jump_n_sample).times(self.steps)
@@ -363,6 +364,7 @@ def contenders() -> list[Contender]:
     coarse_only = CoarseTravelSampler(50, 2, 10, spacing=1.0, variance="posterior")
     return [
         PAPER,
+        Contender("RePaint σ²=β", RePaintSampler(), 250, 10, 10, variance="fixed_large"),
         Contender("RePaint", RePaintSampler(), 250, 10, 5),
         Contender("RePaint", RePaintSampler(), 250, 10, 2),
         Contender("no resampling", RePaintSampler(), 50),
