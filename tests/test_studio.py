@@ -13,7 +13,7 @@ from PIL import Image
 
 from repaint_pl.schedules import count_network_calls, jump_times, profile_jump_counts
 from repaint_pl.studio import logic as L
-from repaint_pl.studio.runner import Job, apply_settings, kept_transitions, run_to_end
+from repaint_pl.studio.runner import SAMPLERS, Job, apply_settings, kept_transitions, run_to_end
 
 SIZE = 32
 
@@ -194,11 +194,11 @@ def studio(tmp_path_factory):
     return load_studio(args)
 
 
-def first_run(studio, steps=10, seed=3, variants=2):
+def first_run(studio, steps=10, seed=3, variants=2, sampler="RePaint"):
     name, picture = next(iter(studio.examples.items()))
     picture = L.fit_picture(picture, studio.size, studio.channels)
     keep = L.generated_mask("box", studio.size, 1)
-    apply_settings(studio.model, {"steps": steps, "sampler": "RePaint", "seed": seed})
+    apply_settings(studio.model, {"steps": steps, "sampler": sampler, "seed": seed})
     times = L.schedule_times(L.ScheduleControls(jump_length=2, jump_n_sample=2), steps)
     image = L.to_tensor(picture)[None].repeat(variants, 1, 1, 1)
     job = Job(
@@ -213,8 +213,9 @@ def first_run(studio, steps=10, seed=3, variants=2):
     return picture, keep, times, job, run_to_end(job)
 
 
-def test_exact_continuation_reproduces_the_uninterrupted_run(studio):
-    picture, keep, times, job, done = first_run(studio)
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
+def test_exact_continuation_reproduces_the_uninterrupted_run(studio, sampler):
+    picture, keep, times, job, done = first_run(studio, sampler=sampler)
     assert not done.error and not done.stopped and done.calls == count_network_calls(times)
     index = sorted(done.states[1])[len(done.states[1]) // 2]
     parent = L.Result(1, done.pictures[1], times, done.calls, 3, 1, states=done.states[1], image=picture, keep=keep)
@@ -333,6 +334,7 @@ def test_run_handler_streams_previews_then_adds_results(studio):
     assert bad[-1][5].startswith("⚠ mask: upload a mask file")
 
 
+@pytest.mark.slow
 def test_downloaded_config_reproduces_a_branch_with_eval_py(studio, tmp_path, monkeypatch):
     from repaint_pl.cli import eval_main
     from repaint_pl.studio.app import save_download

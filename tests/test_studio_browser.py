@@ -82,17 +82,25 @@ def draw_stroke(page) -> None:
     page.mouse.up()
 
 
-def watch_live(page, timeout: float = 180) -> set[str]:
-    """The distinct x_t previews seen until the run's final message appears."""
-    seen, end = set(), time.time() + timeout
+def watch_live(page, timeout: float = 180) -> list[tuple[str, str]]:
+    """(x_t preview, progress line) pairs seen until the run's final message appears."""
+    seen, end = [], time.time() + timeout
     while time.time() < end:
-        src = image_src(page, "live-xt")
-        if src:
-            seen.add(src)
+        seen.append((image_src(page, "live-xt"), page.locator("#progress").inner_text()))
         if re.search(r"finished|stopped|⚠", page.locator("#message").inner_text()):
             return seen
         time.sleep(0.05)
     raise AssertionError("the run did not finish")
+
+
+def intermediate_previews(seen: list[tuple[str, str]]) -> set[str]:
+    """The x_t previews shown while the progress line said calls k / N with 0 < k < N."""
+    out = set()
+    for src, line in seen:
+        m = re.search(r"calls (\d+) / (\d+)", line)
+        if src and m and 0 < int(m.group(1)) < int(m.group(2)):
+            out.add(src)
+    return out
 
 
 def test_paint_run_branch_screenshot(studio_url, browser):
@@ -117,10 +125,12 @@ def test_paint_run_branch_screenshot(studio_url, browser):
     time.sleep(0.5)
 
     page.click("#run")
-    previews = watch_live(page)
+    seen = watch_live(page)
     message = page.locator("#message").inner_text()
     assert "finished" in message and f"{calls} network calls" in message, message
-    assert len(previews) >= 3, f"the x_t preview changed only {len(previews)} times"
+    live = intermediate_previews(seen)
+    final = image_src(page, "live-xt")
+    assert live and final not in live, "no intermediate x_t was shown before the result"
 
     # branch from the middle kept state (the default choice) with the saved rest of the schedule
     cost = int(wait_text(page, "branch-cost", r"branch cost: (\d+)", 30).group(1))
@@ -129,6 +139,8 @@ def test_paint_run_branch_screenshot(studio_url, browser):
     times = jump_times(STEPS, 1, JUMP_LENGTH, JUMP_N)
     assert 0 < index < len(times) - 2
     assert cost == count_network_calls(times[index + 1 :]) < calls
+    page.get_by_label("new seed").check()  # another fill from the same state, at the same cost
+    time.sleep(0.5)
     page.click("#branch")
     wait_text(page, "message", rf"finished: {cost} network calls .* result #2", 180)
     wait_text(page, "gallery", r"#2 from #1 at transition " + str(index), 30)
