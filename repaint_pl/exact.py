@@ -167,7 +167,9 @@ class ExactDenoiser:
 
     def __init__(self, prior: Prior, diffusion: Diffusion):
         if diffusion.config.predict_xstart or diffusion.config.learns_variance:
-            raise ValueError("ExactDenoiser predicts ε with a fixed variance: use predict_xstart=False, variance=fixed_*")
+            raise ValueError(
+                "ExactDenoiser predicts ε with a fixed variance: use predict_xstart=False, variance=fixed_*"
+            )
         self.prior, self.diffusion = prior, diffusion
 
     def bind(self, cond=None, noise=None):
@@ -337,8 +339,9 @@ class Contender:
 
     def diffusion(self) -> Diffusion:
         """The noise process of the released models (linear β over 1000 steps) respaced to ``steps``."""
-        return DiffusionConfig(steps=1000, noise_schedule="linear", timestep_respacing=str(self.steps),
-                               variance=self.variance).build()
+        return DiffusionConfig(
+            steps=1000, noise_schedule="linear", timestep_respacing=str(self.steps), variance=self.variance
+        ).build()
 
     def times(self) -> list[int]:
         return JumpSchedule(jump_length=self.jump_length, jump_n_sample=self.jump_n_sample).times(self.steps)
@@ -417,14 +420,42 @@ class Setting:
 
     def row(self, j: int, name: str, family: str, calls: int, samples_u: Tensor, seconds: float) -> dict:
         metrics = score(samples_u, self.posteriors[j], self.entropies[j])
-        return dict(prior=self.prior_name, size=self.size, mask=self.masks[j], sampler=name, family=family,
-                    calls=calls, seconds=round(seconds, 2), unknown=samples_u.shape[1],
-                    mode_weights=" ".join(f"{w:.3f}" for w in self.posteriors[j].log_weights.exp().tolist()),
-                    **metrics)
+        return dict(
+            prior=self.prior_name,
+            size=self.size,
+            mask=self.masks[j],
+            sampler=name,
+            family=family,
+            calls=calls,
+            seconds=round(seconds, 2),
+            unknown=samples_u.shape[1],
+            mode_weights=" ".join(f"{w:.3f}" for w in self.posteriors[j].log_weights.exp().tolist()),
+            **metrics,
+        )
 
 
-def benchmark(sizes: Sequence[int], priors: Sequence[str], masks: Sequence[str], n: int, seed: int = 0,
-              chosen: Optional[Sequence[Contender]] = None, log=print) -> list[dict]:
+def core_contenders() -> list[Contender]:
+    """The paper's schedule, the fast sampler and one point of each other family (for large sizes)."""
+    keep = (
+        "RePaint (250 steps, jumps 10×10)",
+        "no resampling (250 steps)",
+        "DDNM (100 steps, jumps 5×5)",
+        "DiffPIR (100 steps)",
+        FAST.label,
+    )
+    return [c for c in contenders() if c.label in keep]
+
+
+def benchmark(
+    sizes: Sequence[int],
+    priors: Sequence[str],
+    masks: Sequence[str],
+    n: int,
+    seed: int = 0,
+    chosen: Optional[Sequence[Contender]] = None,
+    log=print,
+    core_from: int = 0,
+) -> list[dict]:
     """All rows: per (prior, size, mask) the exact posterior's own samples (the Monte Carlo floor) and each sampler."""
     rows = []
     for size in sizes:
@@ -433,7 +464,8 @@ def benchmark(sizes: Sequence[int], priors: Sequence[str], masks: Sequence[str],
             for j in range(len(masks)):
                 exact = setting.exact_samples(j, n, seed + 2 + j)
                 rows.append(setting.row(j, "exact posterior", "exact", 0, exact, 0.0))
-            for c in chosen or contenders():
+            default = core_contenders() if core_from and size >= core_from else contenders()
+            for c in chosen or default:
                 samples, seconds = setting.run(c, n, seed + 3)
                 for j in range(len(masks)):
                     rows.append(setting.row(j, c.label, c.family, c.calls, setting.unknown(samples[j], j), seconds))
@@ -471,8 +503,10 @@ def verdict(rows: list[dict], fast: str, paper: str) -> tuple[str, int, int]:
     """Markdown table: per setting and metric, the fast sampler's error against the paper schedule's
     (✓ when at or below it), with the exact posterior's own Monte Carlo floor; and (wins, comparisons)."""
     by = {(r["prior"], r["size"], r["mask"], r["sampler"]): r for r in rows}
-    lines = ["| prior | size | mask | " + " | ".join(f"{METRIC_TITLES[m]}: ours / paper (floor)" for m in METRICS) + " |",
-             "|---" * (3 + len(METRICS)) + "|"]
+    lines = [
+        "| prior | size | mask | " + " | ".join(f"{METRIC_TITLES[m]}: ours / paper (floor)" for m in METRICS) + " |",
+        "|---" * (3 + len(METRICS)) + "|",
+    ]
     wins = total = 0
     for prior, size, mask, name in by:
         if name != paper:
@@ -510,8 +544,14 @@ def plot(rows: list[dict], path: str) -> None:
             for fam_i, family in enumerate(families):
                 pts = _family_points(mine, family, m)
                 style = "-o" if "ours" not in family else "-*"
-                ax.plot([c for c, _ in pts], [v for _, v in pts], style, label=family, color=f"C{fam_i}",
-                        markersize=9 if "ours" in family else 5)
+                ax.plot(
+                    [c for c, _ in pts],
+                    [v for _, v in pts],
+                    style,
+                    label=family,
+                    color=f"C{fam_i}",
+                    markersize=9 if "ours" in family else 5,
+                )
             floor = np.mean([_metric(r, m) for r in mine if r["family"] == "exact"])
             ax.axhline(floor, color="grey", linestyle=":", label="exact posterior (MC floor)")
             ax.set_xscale("log")
@@ -536,8 +576,10 @@ def _family_points(rows: list[dict], family: str, metric: str) -> list[tuple[int
 def summary_table(rows: list[dict]) -> str:
     """Markdown: per prior, size and sampler, calls and each metric averaged over the mask types."""
     keys = list(dict.fromkeys((r["prior"], r["size"], r["sampler"]) for r in rows))
-    lines = ["| prior | size | sampler | calls | " + " | ".join(METRIC_TITLES[m] for m in METRICS) + " |",
-             "|---" * (4 + len(METRICS)) + "|"]
+    lines = [
+        "| prior | size | sampler | calls | " + " | ".join(METRIC_TITLES[m] for m in METRICS) + " |",
+        "|---" * (4 + len(METRICS)) + "|",
+    ]
     for prior, size, name in keys:
         rs = [r for r in rows if (r["prior"], r["size"], r["sampler"]) == (prior, size, name)]
         vals = [np.mean([_metric(r, m) for r in rs]) for m in METRICS]
@@ -562,18 +604,26 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
     p.add_argument("--masks", nargs="+", default=list(PAPER_MASK_TYPES))
     p.add_argument("--samples", type=int, default=128, help="samples per sampler, setting and mask type")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--core_from",
+        type=int,
+        default=0,
+        help="from this size up, only the paper's schedule, the fast sampler and one point per family",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for these small FFTs)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
     start = time.perf_counter()
-    rows = benchmark(args.sizes, args.priors, args.masks, args.samples, args.seed)
+    rows = benchmark(args.sizes, args.priors, args.masks, args.samples, args.seed, core_from=args.core_from)
     write_csv(rows, os.path.join(args.out, "exact.csv"))
     table, wins, total = verdict(rows, FAST.label, PAPER.label)
-    report = (f"# Exact benchmark ({args.samples} samples per sampler and setting, seed {args.seed}, "
-              f"{time.perf_counter() - start:.0f} s)\n\n## Mean over mask types\n\n{summary_table(rows)}\n"
-              f"## {FAST.label}, {FAST.calls} calls, against {PAPER.label}, {PAPER.calls} calls\n\n"
-              f"At or below the paper schedule's error in {wins} of {total} comparisons.\n\n{table}")
+    report = (
+        f"# Exact benchmark ({args.samples} samples per sampler and setting, seed {args.seed}, "
+        f"{time.perf_counter() - start:.0f} s)\n\n## Mean over mask types\n\n{summary_table(rows)}\n"
+        f"## {FAST.label}, {FAST.calls} calls, against {PAPER.label}, {PAPER.calls} calls\n\n"
+        f"At or below the paper schedule's error in {wins} of {total} comparisons.\n\n{table}"
+    )
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write(report)
     plot(rows, os.path.join(args.out, "exact.png"))

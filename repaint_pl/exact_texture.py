@@ -56,8 +56,9 @@ def held_out_crops(crops_per_texture: int, size: int) -> list[tuple[str, Tensor]
     """Held-out crops ``[1, size, size]`` in [-1, 1] of scikit-image's textures (as configs/demo/texture.yaml)."""
     from repaint_pl.datamodules import TextureDataModule
 
-    dm = TextureDataModule(scale=0.25, crop_size=32, eval_size=size, held_out=0.5, eval_crops=crops_per_texture,
-                           channels=1)
+    dm = TextureDataModule(
+        scale=0.25, crop_size=32, eval_size=size, held_out=0.5, eval_crops=crops_per_texture, channels=1
+    )
     dm.setup("predict")
     return dm.eval_images()
 
@@ -71,8 +72,9 @@ def fill_metrics(gt: Tensor, result: Tensor, keep: Tensor, seam: int) -> dict[st
     def masked(v: Tensor, region: Tensor) -> Tensor:
         return (v * region).flatten(1).sum(1) / region.flatten(1).sum(1).clamp(min=1)
 
-    _, ssim_map = structural_similarity_index_measure(result, gt, data_range=1.0, return_full_image=True,
-                                                      reduction="none")
+    _, ssim_map = structural_similarity_index_measure(
+        result, gt, data_range=1.0, return_full_image=True, reduction="none"
+    )
     return {
         "psnr_fill": 10 * torch.log10(1 / masked(sq, fill)),
         "ssim_fill": masked(ssim_map, fill),
@@ -80,8 +82,9 @@ def fill_metrics(gt: Tensor, result: Tensor, keep: Tensor, seam: int) -> dict[st
     }
 
 
-def run_sampler(sampler: Sampler, net, steps: int, times: list[int], x0: Tensor, keep: Tensor, ids: list[int],
-                seed: int, batch: int) -> tuple[Tensor, float]:
+def run_sampler(
+    sampler: Sampler, net, steps: int, times: list[int], x0: Tensor, keep: Tensor, ids: list[int], seed: int, batch: int
+) -> tuple[Tensor, float]:
     """Fills ``[N, 1, H, W]`` in [-1, 1] (in batches; per-sample generators) and the seconds per image."""
     d = DiffusionConfig(steps=1000, timestep_respacing=str(steps), variance="learned_range").build()
     model_fn = adm_model_fn(net, d)
@@ -105,10 +108,20 @@ def diversity(fills: Tensor, keep: Tensor, seeds: int) -> Tensor:
     return torch.stack(rms).mean(0).sqrt()
 
 
-def report(rows: list[dict], names: Sequence[str], masks: Sequence[str], div: dict[str, Tensor],
-           wins: dict[str, tuple[int, int]], header: str) -> str:
-    lines = [header, "", "| sampler | mask | calls | s / image | PSNR fill (dB) | SSIM fill | PSNR seam (dB) | diversity |",
-             "|---|---|---|---|---|---|---|---|"]
+def report(
+    rows: list[dict],
+    names: Sequence[str],
+    masks: Sequence[str],
+    div: dict[str, Tensor],
+    wins: dict[str, tuple[int, int]],
+    header: str,
+) -> str:
+    lines = [
+        header,
+        "",
+        "| sampler | mask | calls | s / image | PSNR fill (dB) | SSIM fill | PSNR seam (dB) | diversity |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name in names:
         for mask in [*masks, "all"]:
             rs = [r for r in rows if r["sampler"] == name and (mask == "all" or r["mask"] == mask)]
@@ -166,14 +179,25 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         metrics = fill_metrics((x0 + 1) / 2, ((fills[name] + 1) / 2).clamp(0, 1), keep, args.seam)
         div[name] = diversity(fills[name].clamp(-1, 1), keep, args.seeds)
         for i, (c, m, s) in enumerate(items):
-            rows.append(dict(sampler=name, crop=crops[c][0], mask=m, seed=s, calls=calls, seconds=seconds,
-                             **{k: float(v[i]) for k, v in metrics.items()}))
+            rows.append(
+                dict(
+                    sampler=name,
+                    crop=crops[c][0],
+                    mask=m,
+                    seed=s,
+                    calls=calls,
+                    seconds=seconds,
+                    **{k: float(v[i]) for k, v in metrics.items()},
+                )
+            )
     wins = count_wins(rows, list(samplers))
     calls = {n: s.network_calls(times) for n, s in samplers.items()}
-    header = (f"# Texture model: RePaint ({calls['RePaint']} calls) against CoarseTravel ({calls['CoarseTravel']} "
-              f"calls)\n\n{len(crops)} held-out {args.size}² crops × {len(args.masks)} mask types × {args.seeds} "
-              f"seeds, {args.steps} respaced steps, RePaint jumps {args.jump_length}×{args.jump_n_sample}, "
-              f"CoarseTravel {args.fast_steps} levels × {args.fast_jump_n_sample} passes.")
+    header = (
+        f"# Texture model: RePaint ({calls['RePaint']} calls) against CoarseTravel ({calls['CoarseTravel']} "
+        f"calls)\n\n{len(crops)} held-out {args.size}² crops × {len(args.masks)} mask types × {args.seeds} "
+        f"seeds, {args.steps} respaced steps, RePaint jumps {args.jump_length}×{args.jump_n_sample}, "
+        f"CoarseTravel {args.fast_steps} levels × {args.fast_jump_n_sample} passes."
+    )
     text = report(rows, list(samplers), args.masks, div, wins, header)
     write_outputs(args.out, rows, text, x0, keep, fills, args.seeds)
     print(text)
@@ -193,8 +217,9 @@ def count_wins(rows: list[dict], names: list[str]) -> dict[str, tuple[int, int]]
     return out
 
 
-def write_outputs(out: str, rows: list[dict], text: str, x0: Tensor, keep: Tensor, fills: dict[str, Tensor],
-                  seeds: int) -> None:
+def write_outputs(
+    out: str, rows: list[dict], text: str, x0: Tensor, keep: Tensor, fills: dict[str, Tensor], seeds: int
+) -> None:
     from .exact import write_csv
 
     write_csv(rows, os.path.join(out, "texture.csv"))
@@ -203,5 +228,7 @@ def write_outputs(out: str, rows: list[dict], text: str, x0: Tensor, keep: Tenso
     first = slice(0, len(x0), seeds)
     tiles = [x0[first], x0[first] * keep[first], *[f[first] for f in fills.values()]]
     grid = torch.stack(tiles, 1).flatten(0, 1)
-    save_image(make_grid(((grid + 1) / 2).clamp(0, 1), nrow=len(tiles), padding=1, pad_value=1.0),
-               os.path.join(out, "texture.png"))
+    save_image(
+        make_grid(((grid + 1) / 2).clamp(0, 1), nrow=len(tiles), padding=1, pad_value=1.0),
+        os.path.join(out, "texture.png"),
+    )

@@ -110,8 +110,12 @@ def test_repaint_sampler_is_repaint_bit_for_bit():
         return -0.1 * x
 
     seen = {"a": [], "b": []}
-    a = repaint(model, x0, keep, TABLE, d, PerSampleNoise(9, [1, 2]), grad_fn=grad, on_step=lambda s: seen["a"].append(s.x))
-    b = RePaintSampler()(model, x0, keep, TABLE, d, PerSampleNoise(9, [1, 2]), grad_fn=grad, on_step=lambda s: seen["b"].append(s.x))
+    a = repaint(
+        model, x0, keep, TABLE, d, PerSampleNoise(9, [1, 2]), grad_fn=grad, on_step=lambda s: seen["a"].append(s.x)
+    )
+    b = RePaintSampler()(
+        model, x0, keep, TABLE, d, PerSampleNoise(9, [1, 2]), grad_fn=grad, on_step=lambda s: seen["b"].append(s.x)
+    )
     assert torch.equal(a, b)
     assert len(seen["a"]) == len(seen["b"]) == len(TABLE) - 1 and all(map(torch.equal, seen["a"], seen["b"]))
 
