@@ -269,69 +269,32 @@ def test_stop_ends_the_run_with_the_states_kept_so_far(studio):
     assert max(out.states[0]) < stop_at + 1 and len(out.pictures) == 1
 
 
-def test_run_handler_streams_previews_then_adds_results(studio):
+RUN_ARGS = dict(
+    editor=None, source="painted", invert=False, kind="thick", mask_seed=0, mask_file=None, steps=10, jump_length=2,
+    jump_n_sample=2, start_resampling=0, profile="uniform", strength=1.0, explicit="", sampler="RePaint", seed=0,
+    variants=2, guidance=7.5, prompt="", negative="", label=0, keep_every=2, keep_at="3 4", preview_every=1,
+)  # fmt: skip
+
+
+def run_page(studio, **changes) -> list[tuple]:
+    """All outputs the run button's handler yields, for the page's inputs in their order."""
     from repaint_pl.studio.app import run_handler
 
+    return list(run_handler(studio)(None, *{**RUN_ARGS, **changes}.values()))
+
+
+def test_run_handler_streams_previews_then_adds_results(studio):
     editor = studio.example_editor(next(iter(studio.examples)))
     editor["layers"] = [editor_value(editor["background"].shape[0])["layers"][0]]
-    outputs = list(
-        run_handler(studio)(
-            None,
-            editor,
-            "painted",
-            False,
-            "thick",
-            0,
-            None,
-            10,
-            2,
-            2,
-            0,
-            "uniform",
-            1.0,
-            "",
-            "RePaint",
-            0,
-            2,
-            7.5,
-            "",
-            "",
-            0,
-            2,
-            1,
-        )
-    )
+    outputs = run_page(studio, editor=editor)
     tree, message = outputs[-1][0], outputs[-1][5]
-    assert message.startswith("finished") and len(tree.results) == 2
+    assert message.startswith("finished") and len(tree.results) == 2 and len(outputs) >= 2
     assert {r.sample_id for r in tree.results.values()} == {0, 1}
-    bad = list(
-        run_handler(studio)(
-            None,
-            editor,
-            "uploaded",
-            False,
-            "thick",
-            0,
-            None,
-            10,
-            2,
-            2,
-            0,
-            "uniform",
-            1.0,
-            "",
-            "RePaint",
-            0,
-            1,
-            7.5,
-            "",
-            "",
-            0,
-            2,
-            1,
-        )
-    )
-    assert bad[-1][5].startswith("⚠ mask: upload a mask file")
+    assert {3, 4} <= set(tree.results[1].states)  # the chosen transitions, besides every 2nd call
+    bad_mask = run_page(studio, editor=editor, source="uploaded")
+    assert bad_mask[-1][5].startswith("⚠ mask: upload a mask file") and len(bad_mask) == 1
+    bad_keep = run_page(studio, editor=editor, keep_at="999")
+    assert bad_keep[-1][5].startswith("⚠ kept transitions: 999 is outside")
 
 
 @pytest.mark.slow
@@ -385,3 +348,29 @@ def test_command_line_listens_locally_and_passes_model_flags_on():
     args, model_args = parse_args(["--ckpt", "m.pt", "--port", "7000", "--accelerator", "gpu"])
     assert (args.host, args.port) == ("127.0.0.1", 7000)
     assert model_args == ["--ckpt", "m.pt", "--accelerator", "gpu"]
+
+
+def test_prompt_and_class_controls_follow_the_denoiser():
+    from types import SimpleNamespace
+
+    from repaint_pl.studio.app import Studio
+
+    text = SimpleNamespace(prompt="a door", negative_prompt="", guidance_scale=7.5)
+    model = SimpleNamespace(denoiser=text, sampling=SimpleNamespace(num_timesteps=50), net=None, seed=0,
+                            sampler=SAMPLERS["RePaint"]())  # fmt: skip
+    studio = Studio(model, {}, 64, 3, [])
+    assert studio.has_prompt and not studio.num_classes
+    settings = studio.settings(None, "RePaint", 4, 3.0, "a red door", "blurry", 7)
+    assert settings["steps"] == 50 and settings["label"] is None  # steps stay the loaded ones without an ADM net
+    cond = studio.conditioning(settings, 2)
+    assert cond == {"prompts": ["a red door"] * 2, "negative_prompts": ["blurry"] * 2}
+    apply_settings(model, settings)
+    assert (text.guidance_scale, model.seed) == (3.0, 4)
+    assert studio.config_extra(settings)["data"]["prompt"] == "a red door"
+
+    model.denoiser = SimpleNamespace(num_classes=10)
+    studio = Studio(model, {}, 64, 3, [])
+    settings = studio.settings(None, "RePaint", 0, 3.0, "ignored", "", 7)
+    assert not studio.has_prompt and settings["prompt"] is None
+    assert torch.equal(studio.conditioning(settings, 2)["y"], torch.tensor([7, 7]))
+    assert studio.config_extra(settings)["data"]["label"] == 7

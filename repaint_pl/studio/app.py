@@ -185,33 +185,45 @@ def follow_job(studio: Studio, tree: L.ResultTree, job: Job, make_results, start
     tree.job = job
     kept = sorted(job.keep)
     job.start_thread()
-    for event in job.follow():
-        if isinstance(event, Snapshot):
-            yield (tree, *live_outputs(event, job.times, kept, start), *[gr.skip()] * 5)
-            continue
+    try:
+        for event in job.follow():
+            if isinstance(event, Snapshot):
+                yield (tree, *live_outputs(event, job.times, kept, start), *[gr.skip()] * 5)
+            else:
+                yield from finish_job(tree, job, event, make_results, kept, start)
+    finally:  # the page went away mid-run: stop the job so that the next one has the device to itself
+        job.stop.set()
+        job.thread.join()
         tree.job = None
-        if event.error:
-            yield message_only(tree, event.error)
-            return
-        added = make_results(event)
-        word = "stopped" if event.stopped else "finished"
-        message = f"{word}: {event.calls} network calls in {event.seconds:.1f} s → result #{added[-1].key}"
-        choices = result_choices(tree)
-        final_pos = len(job.times) - 1 if not event.stopped else None
-        plot = L.schedule_plot(job.times, position=final_pos, kept=kept, start=start)
-        first = added[0].parent if added[0].parent is not None else added[0].key
-        yield (
-            tree,
-            tile(event.pictures) if event.pictures else gr.skip(),
-            gr.skip(),
-            plot,
-            f"calls {event.calls} / {job.total} · {event.seconds:.1f} s",
-            message,
-            gallery_items(tree),
-            gr.update(choices=choices, value=added[0].key),
-            gr.update(choices=choices, value=first),
-            gr.update(choices=choices, value=added[-1].key),
-        )
+
+
+def finish_job(tree: L.ResultTree, job: Job, event: JobResult, make_results, kept: list[int], start: Optional[int]):
+    """The final outputs of a job: its results in the tree, gallery, pickers and comparison."""
+    if event.error:
+        yield message_only(tree, event.error)
+        return
+    added = make_results(event)
+    if not added:
+        yield message_only(tree, "stopped before the first network call: nothing to keep")
+        return
+    word = "stopped" if event.stopped else "finished"
+    message = f"{word}: {event.calls} network calls in {event.seconds:.1f} s → result #{added[-1].key}"
+    choices = result_choices(tree)
+    final_pos = len(job.times) - 1 if not event.stopped else None
+    plot = L.schedule_plot(job.times, position=final_pos, kept=kept, start=start)
+    first = added[0].parent if added[0].parent is not None else added[0].key
+    yield (
+        tree,
+        tile(event.pictures) if event.pictures else gr.skip(),
+        gr.skip(),
+        plot,
+        f"calls {event.calls} / {job.total} · {event.seconds:.1f} s",
+        message,
+        gallery_items(tree),
+        gr.update(choices=choices, value=added[0].key),
+        gr.update(choices=choices, value=first),
+        gr.update(choices=choices, value=added[-1].key),
+    )
 
 
 def message_only(tree: L.ResultTree, text: str) -> tuple:
@@ -243,6 +255,7 @@ def run_handler(studio: Studio):
         negative,
         label,
         keep_every,
+        keep_at,
         preview_every,
     ):
         tree = tree or L.ResultTree()
@@ -252,6 +265,7 @@ def run_handler(studio: Studio):
             settings = studio.settings(steps, sampler, seed, guidance, prompt, negative, label)
             controls = controls_of(steps, jump_length, jump_n_sample, start_resampling, profile, strength, explicit)
             times = L.schedule_times(controls, settings["steps"])
+            kept = kept_transitions(times, keep_every, extra=keep_at)
             apply_settings(studio.model, settings)
         except L.StudioInputError as e:
             yield message_only(tree, str(e))
@@ -264,7 +278,7 @@ def run_handler(studio: Studio):
             keep[None].repeat(n, 1, 1, 1).to(studio.device),
             torch.arange(n, device=studio.device),
             times,
-            keep=kept_transitions(times, keep_every),
+            keep=kept,
             preview_every=int(preview_every),
             **studio.conditioning(settings, n),
         )
@@ -341,6 +355,7 @@ def branch_handler(studio: Studio):
         strength,
         explicit,
         keep_every,
+        keep_at,
         preview_every,
     ):
         controls = controls_of(steps, jump_length, jump_n_sample, start_res, profile, strength, explicit)
@@ -348,6 +363,7 @@ def branch_handler(studio: Studio):
             parent, state, times, calls = branch_plan(studio, tree, key, index, tail_mode, new_seed, controls)
             seed = int(branch_seed) if new_seed else parent.seed
             settings = {**parent.settings, "seed": seed}
+            kept = kept_transitions(times, keep_every, state, keep_at)
             apply_settings(studio.model, settings)
         except L.StudioInputError as e:
             yield message_only(tree, str(e))
@@ -360,12 +376,14 @@ def branch_handler(studio: Studio):
             torch.tensor([parent.sample_id], device=dev),
             times,
             start=state,
-            keep=kept_transitions(times, keep_every, state),
+            keep=kept,
             preview_every=int(preview_every),
             **studio.conditioning(settings, 1),
         )
 
         def make_results(event: JobResult) -> list[L.Result]:
+            if not event.pictures:
+                return []
             inherited = {i: s for i, s in parent.states.items() if i <= state.index and not new_seed}
             r = L.Result(
                 tree.next_key(),
@@ -544,6 +562,7 @@ def _run_panel(studio: Studio, ui: SimpleNamespace) -> None:
     with gr.Row():
         every = dict(precision=0, minimum=1)
         ui.keep_every = gr.Number(5, label="keep a state every k calls", elem_id="keep-every", **every)
+        ui.keep_at = gr.Textbox("", label="and after transitions (e.g. 10 25)", elem_id="keep-at")
         ui.preview_every = gr.Number(5, label="preview every k transitions", elem_id="preview-every", **every)
     with gr.Row():
         ui.run = gr.Button("Run", variant="primary", elem_id="run")
@@ -615,12 +634,12 @@ def _wire_jobs(studio: Studio, ui: SimpleNamespace) -> None:
     live = [ui.tree, ui.live_xt, ui.live_x0, ui.live_plot, ui.progress, ui.message, ui.gallery, ui.result_pick]
     live += [ui.compare_a, ui.compare_b]
     run_inputs = [ui.tree, *ui.mask_inputs, *ui.schedule, ui.sampler, ui.seed, ui.variants, ui.guidance]
-    run_inputs += [ui.prompt, ui.negative, ui.label, ui.keep_every, ui.preview_every]
+    run_inputs += [ui.prompt, ui.negative, ui.label, ui.keep_every, ui.keep_at, ui.preview_every]
     device_queue = dict(concurrency_id="device", concurrency_limit=1)
     ui.run.click(run_handler(studio), run_inputs, live, **device_queue)
     ui.stop.click(stop_handler, ui.tree, None, concurrency_limit=None, queue=False)
     choice = [ui.tree, ui.result_pick, ui.state_pick, ui.tail_mode, ui.new_seed]
-    branch_inputs = [*choice, ui.branch_seed, *ui.schedule, ui.keep_every, ui.preview_every]
+    branch_inputs = [*choice, ui.branch_seed, *ui.schedule, ui.keep_every, ui.keep_at, ui.preview_every]
     ui.branch.click(branch_handler(studio), branch_inputs, live, **device_queue)
     cost_events = [c.change for c in (ui.state_pick, ui.tail_mode, ui.new_seed, *ui.schedule)]
     gr.on(cost_events, branch_cost_handler(studio), [*choice, *ui.schedule], ui.cost, show_progress="hidden")

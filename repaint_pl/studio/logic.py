@@ -228,6 +228,18 @@ def branch_tail(c: ScheduleControls, t: int, num_timesteps: int) -> list[int]:
     return schedule_times(ScheduleControls(**{**vars(c), "t_T": t + 1}), num_timesteps)
 
 
+def parse_indices(text: str, last: int) -> set[int]:
+    """Transition indices from ``"10 25, 40"``, each in ``[0, last]``."""
+    try:
+        indices = {int(tok) for tok in (text or "").replace(",", " ").split()}
+    except ValueError:
+        raise StudioInputError("kept transitions: only integers separated by spaces or commas") from None
+    wrong = sorted(i for i in indices if not 0 <= i <= last)
+    if wrong:
+        raise StudioInputError(f"kept transitions: {wrong[0]} is outside 0 … {last}")
+    return indices
+
+
 def remaining_calls(times: Sequence[int], index: int) -> int:
     """Network calls still to make after transition ``index`` of ``times``."""
     return count_network_calls(times[index + 1 :])

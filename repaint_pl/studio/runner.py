@@ -16,7 +16,7 @@ from .. import samplers
 from ..sampler import RePaintSampler, SamplerState, StepState
 from ..sampler import Sampler as BaseSampler
 from ..schedules import count_network_calls
-from .logic import Progress, StudioInputError, keep_indices, split_state, to_uint8
+from .logic import Progress, StudioInputError, keep_indices, parse_indices, split_state, to_uint8
 
 
 def _samplers() -> dict[str, type]:
@@ -183,7 +183,11 @@ def run_to_end(job: Job) -> JobResult:
     raise RuntimeError("job ended without a result")
 
 
-def kept_transitions(times: Sequence[int], keep_every: int, start: Optional[SamplerState] = None) -> set[int]:
-    """The transitions of ``times`` after which states are kept (after a branch point only)."""
+def kept_transitions(
+    times: Sequence[int], keep_every: int, start: Optional[SamplerState] = None, extra: str = ""
+) -> set[int]:
+    """The transitions of ``times`` after which states are kept: every ``keep_every``-th call and the
+    transitions listed in ``extra`` (``"10 25"``), after the branch point only."""
     first = -1 if start is None else start.index
-    return {i for i in keep_indices(times, keep_every) if i > first}
+    chosen = keep_indices(times, keep_every) | parse_indices(extra, len(times) - 2)
+    return {i for i in chosen if i > first}
