@@ -14,31 +14,38 @@ from repaint_pl.module import RePaintModule
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Runs train.py's entry point with a recorder around the training step and the draw of (t, ε); each
-# process writes what it saw to <out>/records_<rank>.json.
+
+def recorder():
+    """Wrappers of the training step and of the draw of (t, ε) that record, per step, the global step, the crops'
+    sums, t and ε's first values; returns (records, {attribute: wrapper}) to set on RePaintModule."""
+    records = []
+    step, draw = RePaintModule.training_step, RePaintModule.draw_training_noise
+
+    def recording_step(self, batch, batch_idx):
+        records.append({"step": self.trainer.global_step, "crops": batch["image"].flatten(1).sum(1).tolist()})
+        return step(self, batch, batch_idx)
+
+    def recording_draw(x0, num_timesteps, generator=None):
+        t, noise = draw(x0, num_timesteps, generator)
+        records[-1].update(t=t.tolist(), eps=noise.flatten(1)[:, :4].tolist())
+        return t, noise
+
+    return records, {"training_step": recording_step, "draw_training_noise": staticmethod(recording_draw)}
+
+
+# train.py's entry point with the recorder; each process writes what it saw to <out>/records_<rank>.json
 RECORDING_SCRIPT = """
 import json, os, sys
 from repaint_pl.cli import train_main
 from repaint_pl.module import RePaintModule
+from test_ddp_train import recorder
 
-records, draws = [], []
-step, draw = RePaintModule.training_step, RePaintModule.draw_training_noise
-
-def recording_step(self, batch, batch_idx):
-    records.append({"step": self.trainer.global_step, "crops": batch["image"].flatten(1).sum(1).tolist()})
-    return step(self, batch, batch_idx)
-
-def recording_draw(x0, num_timesteps, generator=None):
-    t, noise = draw(x0, num_timesteps, generator)
-    draws.append({"t": t.tolist(), "eps": noise.flatten(1)[:, :4].tolist()})
-    return t, noise
-
-RePaintModule.training_step = recording_step
-RePaintModule.draw_training_noise = staticmethod(recording_draw)
-out = sys.argv[1]
+records, wrappers = recorder()
+for name, wrapper in wrappers.items():
+    setattr(RePaintModule, name, wrapper)
 cli = train_main(sys.argv[2:])
-with open(os.path.join(out, f"records_{cli.trainer.global_rank}.json"), "w") as f:
-    json.dump([dict(r, **d) for r, d in zip(records, draws)], f)
+with open(os.path.join(sys.argv[1], f"records_{cli.trainer.global_rank}.json"), "w") as f:
+    json.dump(records, f)
 """
 
 
@@ -81,29 +88,40 @@ def train_args(root, steps, *extra):
     ]
 
 
-def record(root, steps, *extra, devices=1):
-    """Run the recording script; returns {rank: [record per training step]}."""
+def record_processes(root, steps, devices):
+    """Train in ``devices`` CPU processes (DDP) with the recorder; returns {rank: [record per step]}."""
     os.makedirs(root, exist_ok=True)
     script = os.path.join(root, "record.py")
     with open(script, "w") as f:
         f.write(RECORDING_SCRIPT)
-    ddp = ["--trainer.devices", str(devices), "--trainer.accelerator", "cpu"]
-    if devices > 1:
-        ddp += ["--trainer.strategy", "ddp"]
+    ddp = ["--trainer.devices", str(devices), "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp"]
     proc = subprocess.run(
-        [sys.executable, script, root, *train_args(root, steps, *ddp, *extra)],
+        [sys.executable, script, root, *train_args(root, steps, *ddp)],
         capture_output=True,
         text=True,
         cwd=root,
-        env=dict(os.environ, PYTHONPATH=ROOT),
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")])),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {r: json.load(open(os.path.join(root, f"records_{r}.json"))) for r in range(devices)}
 
 
+def record_here(monkeypatch, root, steps, *extra):
+    """Train in this process with the recorder; returns the records."""
+    from repaint_pl.cli import train_main
+
+    records, wrappers = recorder()
+    with monkeypatch.context() as m:
+        m.setenv("PL_GLOBAL_SEED", "0")  # seed_everything sets it; keep it from other tests
+        for name, wrapper in wrappers.items():
+            m.setattr(RePaintModule, name, wrapper)
+        train_main(train_args(root, steps, "--trainer.accelerator", "cpu", *extra))
+    return records
+
+
 @pytest.mark.slow
 def test_two_processes_train_on_different_crops_and_timesteps(tmp_path):
-    ranks = record(str(tmp_path), 1, devices=2)
+    ranks = record_processes(str(tmp_path), 1, devices=2)
     (a,), (b,) = ranks[0], ranks[1]
     assert a["step"] == b["step"] == 0
     assert a["t"] != b["t"] and a["eps"] != b["eps"]
@@ -111,11 +129,11 @@ def test_two_processes_train_on_different_crops_and_timesteps(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_resumed_run_draws_what_an_uninterrupted_one_draws(tmp_path):
-    whole = record(str(tmp_path / "whole"), 4)[0]
+def test_a_resumed_run_draws_what_an_uninterrupted_one_draws(tmp_path, monkeypatch):
+    whole = record_here(monkeypatch, str(tmp_path / "whole"), 4)
     part = str(tmp_path / "part")
-    first = record(part, 2)[0]
-    resumed = record(part, 4, "--ckpt_path", os.path.join(part, "ckpt", "last.ckpt"))[0]
+    first = record_here(monkeypatch, part, 2)
+    resumed = record_here(monkeypatch, part, 4, "--ckpt_path", os.path.join(part, "ckpt", "last.ckpt"))
     assert [r["step"] for r in whole] == [0, 1, 2, 3] and [r["step"] for r in resumed] == [2, 3]
     assert first + resumed == whole  # the same t, ε and crops at every step
     assert whole[0]["t"] != whole[1]["t"] and whole[0]["crops"] != whole[2]["crops"]  # new draws every step, epoch

@@ -151,6 +151,8 @@ def eval_args(ckpt, images, out, *extra):
         "32",
         "--data.mask_types",
         "[thick]",
+        "--data.max_images",
+        "2",
         "--writer.out_dir",
         out,
         "--metrics.lpips",
@@ -178,7 +180,7 @@ def test_rerun_with_another_seed_refuses_or_resamples_everything(tmp_path, tiny_
     assert all(np.array_equal(first[k], v) for k, v in pictures(out).items())
     assert yaml.safe_load(open(os.path.join(out, "config.yaml")))["model"]["seed"] == 3  # the record is kept
     # the same pictures' configuration (another batch size) resumes
-    eval_main(eval_args(tiny_ckpt, image_folders[0], out, "--seed", "3", "--data.batch_size", "3"))
+    eval_main(eval_args(tiny_ckpt, image_folders[0], out, "--seed", "3", "--data.batch_size", "2"))
     assert all(np.array_equal(first[k], v) for k, v in pictures(out).items())
     eval_main(eval_args(tiny_ckpt, image_folders[0], out, "--seed", "4", "--writer.overwrite", "true"))
     again = pictures(out)
