@@ -23,9 +23,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from repaint_pl.masks import keep_mask
 
-from .prompts import find_sidecar, read_prompts
 from .images import ImageFileError, image_size_of, is_binary, list_images, load_image, load_mask
-
+from .prompts import find_sidecar, read_prompts
 
 MASK_CODES = 1024  # sample id = image index · MASK_CODES + code of the mask type name
 

@@ -18,6 +18,7 @@ from repaint_pl.datamodules import (
 )
 from repaint_pl.datamodules.folders import MASK_CODES, mask_code
 from repaint_pl.datamodules.images import center_crop_resize
+
 from repaint_pl.masks import MASK_TYPES
 
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 import torch
-
 from repaint_pl.datamodules.textures import CropStream, RandomCrops
+
 from repaint_pl.module import RePaintModule
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -8,9 +8,9 @@ import torch
 import yaml
 from conftest import randomize
 from PIL import Image
+from repaint_pl.datamodules import load_image
 
 from repaint_pl.cli import eval_main
-from repaint_pl.datamodules import load_image
 from repaint_pl.nets import CheckpointError, UNetConfig
 from repaint_pl.original_conf import RepaintConfError, translate
 

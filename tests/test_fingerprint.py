@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
-
 from repaint_pl.callbacks import RePaintWriter
+
 from repaint_pl.cli import eval_main
 from repaint_pl.fingerprint import (
     FINGERPRINT_FILE,
