@@ -69,6 +69,7 @@ def test_continuing_with_the_saved_rest_gives_the_uninterrupted_pixels(tmp_path,
         assert calls(branch, name) == count_network_calls(times[K + 1 :])  # only the branch's own calls
 
 
+@pytest.mark.slow
 def test_an_explicit_rest_equal_to_the_saved_one_gives_the_same_pixels(tmp_path, trunk, tiny_ckpt, image_folders):
     out, states = trunk
     rest = jump_times(10, 1, 2, 2)[K + 1 :]
@@ -77,6 +78,7 @@ def test_an_explicit_rest_equal_to_the_saved_one_gives_the_same_pixels(tmp_path,
     assert np.array_equal(pixels(branch), pixels(out))
 
 
+@pytest.mark.slow
 def test_a_branch_with_another_schedule_and_seed_keeps_its_own_cost(tmp_path, trunk, tiny_ckpt, image_folders):
     out, states = trunk
     t = load_state(state_path(states, "coffee.png"))["times"][K + 1]

@@ -56,6 +56,7 @@ def png(path):
     return np.asarray(Image.open(path), dtype=np.float64) / 255
 
 
+@pytest.mark.slow
 def test_a_branching_sweep_writes_csv_plots_tables_and_diversity(tmp_path, tiny_ckpt, image_folders, capsys):
     path = tiny_sweep(str(tmp_path), tiny_ckpt, image_folders, branch={"at": 10})
     out = str(tmp_path / "out")
