@@ -374,3 +374,13 @@ def test_prompt_and_class_controls_follow_the_denoiser():
     assert not studio.has_prompt and settings["prompt"] is None
     assert torch.equal(studio.conditioning(settings, 2)["y"], torch.tensor([7, 7]))
     assert studio.config_extra(settings)["data"]["label"] == 7
+
+
+def test_emptied_boxes_are_messages_not_crashes(studio):
+    from repaint_pl.studio.app import schedule_figure_of
+
+    plot, line = schedule_figure_of(studio, 10, None, 2, 0, "uniform", 1.0, "")
+    assert plot is None and line == "⚠ schedule: jump length is empty"
+    plot, line = schedule_figure_of(studio, 10, 2, 2, 0, "uniform", 1.0, "")
+    assert plot.ndim == 3 and line.startswith(f"**{count_network_calls(jump_times(10, 1, 2, 2))} network calls**")
+    assert L.keep_indices(jump_times(10, 1, 2, 2), None) == set()

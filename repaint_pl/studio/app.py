@@ -92,6 +92,10 @@ class Studio:
                 **self.model_config.get("diffusion", {}),
                 "timestep_respacing": str(settings["steps"]),
             }
+        if settings.get("prompt") is not None and isinstance(self.model_config.get("denoiser"), dict):
+            denoiser = self.model_config["denoiser"]
+            guided = {"negative_prompt": settings.get("negative_prompt") or "", "guidance_scale": settings["guidance"]}
+            model["denoiser"] = {**denoiser, "init_args": {**denoiser.get("init_args", {}), **guided}}
         data = {"image_size": self.size, "channels": self.channels}
         if settings.get("label") is not None:
             data["label"] = settings["label"]
@@ -169,10 +173,24 @@ def to_mask_png(keep: torch.Tensor) -> np.ndarray:
 
 
 def controls_of(steps, jump_length, jump_n_sample, start_resampling, profile, strength, explicit) -> L.ScheduleControls:
+    """The schedule controls' values (``steps`` is handled by the caller); an emptied box is a message."""
+    named = {"jump length": jump_length, "resamplings": jump_n_sample, "profile strength": strength}
+    for name, value in named.items():
+        if value is None or value == "":
+            raise L.StudioInputError(f"schedule: {name} is empty")
     start = int(start_resampling) if start_resampling not in (None, "") and int(start_resampling) > 0 else None
     return L.ScheduleControls(
         None, int(jump_length), int(jump_n_sample), start, profile, float(strength), explicit or ""
     )
+
+
+def schedule_figure_of(studio: Studio, *values) -> tuple[Optional[np.ndarray], str]:
+    """The schedule plot and call count for the page's schedule controls (``values`` in their order)."""
+    try:
+        controls = controls_of(*values)
+    except L.StudioInputError as e:
+        return None, f"⚠ {e}"
+    return schedule_figure(studio, controls, values[0])
 
 
 def live_outputs(snap: Snapshot, times: list[int], kept: list[int], start: Optional[int]) -> tuple:
@@ -279,7 +297,7 @@ def run_handler(studio: Studio):
             torch.arange(n, device=studio.device),
             times,
             keep=kept,
-            preview_every=int(preview_every),
+            preview_every=int(preview_every or 1),
             **studio.conditioning(settings, n),
         )
 
@@ -328,8 +346,8 @@ def branch_cost_handler(studio: Studio):
     def cost(
         tree, key, index, tail_mode, new_seed, steps, jump_length, jump_n_sample, start_res, profile, strength, explicit
     ):
-        controls = controls_of(steps, jump_length, jump_n_sample, start_res, profile, strength, explicit)
         try:
+            controls = controls_of(steps, jump_length, jump_n_sample, start_res, profile, strength, explicit)
             parent, state, times, calls = branch_plan(studio, tree, key, index, tail_mode, new_seed, controls)
         except L.StudioInputError as e:
             return f"{e}"
@@ -358,8 +376,8 @@ def branch_handler(studio: Studio):
         keep_at,
         preview_every,
     ):
-        controls = controls_of(steps, jump_length, jump_n_sample, start_res, profile, strength, explicit)
         try:
+            controls = controls_of(steps, jump_length, jump_n_sample, start_res, profile, strength, explicit)
             parent, state, times, calls = branch_plan(studio, tree, key, index, tail_mode, new_seed, controls)
             seed = int(branch_seed) if new_seed else parent.seed
             settings = {**parent.settings, "seed": seed}
@@ -377,7 +395,7 @@ def branch_handler(studio: Studio):
             times,
             start=state,
             keep=kept,
-            preview_every=int(preview_every),
+            preview_every=int(preview_every or 1),
             **studio.conditioning(settings, 1),
         )
 
@@ -623,7 +641,7 @@ def _wire_inputs(studio: Studio, demo: gr.Blocks, ui: SimpleNamespace) -> None:
     ui.example.change(lambda n: studio.example_editor(n) if n else gr.skip(), ui.example, ui.editor)
     ui.clear.click(clear_layers, ui.editor, ui.editor)
     ui.picture_file.upload(upload_picture_handler(studio), ui.picture_file, [ui.editor, ui.message])
-    schedule_fn = lambda *a: schedule_figure(studio, controls_of(*a), a[0])  # noqa: E731
+    schedule_fn = lambda *values: schedule_figure_of(studio, *values)  # noqa: E731
     gr.on([c.change for c in ui.schedule], schedule_fn, ui.schedule, [ui.plot, ui.calls], show_progress="hidden")
     demo.load(schedule_fn, ui.schedule, [ui.plot, ui.calls])
     ui.mask_inputs = mask_inputs

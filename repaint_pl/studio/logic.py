@@ -305,8 +305,11 @@ class Progress:
 
 
 def keep_indices(times: Sequence[int], every: int) -> set[int]:
-    """Transitions after which a state is kept: every ``every``-th reverse step (never the last transition)."""
-    every = max(1, int(every))
+    """Transitions after which a state is kept: every ``every``-th reverse step (never the last transition;
+    ``every`` 0 or empty: none)."""
+    every = int(every or 0)
+    if every < 1:  # none by count (only the chosen transitions)
+        return set()
     reverse = [i for i, (a, b) in enumerate(zip(times[:-1], times[1:])) if b < a]
     return {i for n, i in enumerate(reverse, 1) if n % every == 0 and i < len(times) - 2}
 
