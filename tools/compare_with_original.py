@@ -121,28 +121,28 @@ CLASSIFIER = dict(
     classifier_use_scale_shift_norm=True,
     classifier_resblock_updown=True,
 )
+FAST = dict(timestep_respacing="10", schedule_jump_params=dict(t_T=10, n_sample=1, jump_length=2, jump_n_sample=2))
 # name: (flags over test_c256_thick.yml, images, conf batch size, noise, photos at full size with soft masks)
 CASES = {
     "learned32": (SMALL, 3, 1, "per_sample", False),
-    "fp16_32": (dict(SMALL, use_fp16=True, num_head_channels=16), 3, 1, "per_sample", False),
-    "new_attention32": (dict(SMALL, use_new_attention_order=True), 3, 1, "per_sample", False),
-    "classifier64": (
-        dict(SMALL, image_size=64, channel_mult="", timestep_respacing="10", **CLASSIFIER,
-             schedule_jump_params=dict(t_T=10, n_sample=1, jump_length=2, jump_n_sample=2)),
-        3, 1, "per_sample", True,
-    ),
+    "fp16_32": (dict(SMALL, use_fp16=True, num_head_channels=16, **FAST), 1, 1, "per_sample", False),
+    "new_attention32": (dict(SMALL, use_new_attention_order=True, **FAST), 2, 1, "per_sample", False),
+    "classifier64": (dict(SMALL, image_size=64, channel_mult="", **CLASSIFIER, **FAST), 2, 1, "per_sample", True),
     "cosine32": (
-        dict(SMALL, noise_schedule="cosine", timestep_respacing="50",
-             schedule_jump_params=dict(t_T=50, n_sample=1, jump_length=5, jump_n_sample=3)),
-        3, 1, "per_sample", False,
+        dict(
+            SMALL,
+            noise_schedule="cosine",
+            timestep_respacing="50",
+            schedule_jump_params=dict(t_T=50, n_sample=1, jump_length=5, jump_n_sample=3),
+        ),
+        1,
+        1,
+        "per_sample",
+        False,
     ),
-    "global_b2": (SMALL, 3, 2, "global", False),
-    "batch3": (SMALL, 3, 3, "per_sample", False),
-    "topology256": (
-        dict(num_channels=64, timestep_respacing="10",
-             schedule_jump_params=dict(t_T=10, n_sample=1, jump_length=2, jump_n_sample=2)),
-        2, 1, "per_sample", False,
-    ),
+    "global_b2": (dict(SMALL, **FAST), 3, 2, "global", False),
+    "batch3": (dict(SMALL, **FAST), 3, 3, "per_sample", False),
+    "topology256": (dict(num_channels=64, **FAST), 1, 1, "per_sample", False),
 }
 PHOTOS = ("astronaut", "coffee", "chelsea")
 
@@ -271,7 +271,9 @@ def main() -> None:
         p.error("give exactly one of --conf and --case")
     work = os.path.abspath(args.work)
     os.makedirs(work, exist_ok=True)
-    conf_path, noise = (args.conf, "per_sample") if args.case is None else build_case(args.case, args.repaint_root, work)
+    conf_path, noise = (
+        (args.conf, "per_sample") if args.case is None else build_case(args.case, args.repaint_root, work)
+    )
     noise = args.noise or noise
     with open(conf_path) as f:
         conf = yaml.safe_load(f)
