@@ -88,7 +88,9 @@ def theirs(module: RePaintModule, setup: LatentBenchSetup) -> Callable[[], torch
 
     def run() -> torch.Tensor:
         generator = torch.Generator(setup.device).manual_seed(0)
-        text = torch.cat([den.encode_prompts([""] * B, image.device), den.encode_prompts([setup.prompt] * B, image.device)])
+        text = torch.cat(
+            [den.encode_prompts([""] * B, image.device), den.encode_prompts([setup.prompt] * B, image.device)]
+        )
         z0, latent_keep = space.encode(image), space.mask(keep)
         scheduler.set_timesteps(setup.steps, setup.jump_length, setup.jump_n_sample, device=setup.device)
         z = torch.randn(z0.shape, generator=generator, device=setup.device)
@@ -123,10 +125,15 @@ def run_benchmark(setup: LatentBenchSetup) -> dict[str, Any]:
         path = tempfile.mkdtemp(prefix="tiny_sd_")
         tiny_sd_pipeline().save_pretrained(path)
     den = StableDiffusionDenoiser(path, prompt=setup.prompt, guidance_scale=setup.guidance_scale, steps=setup.steps)
-    module = RePaintModule(
-        denoiser=den, space=LatentSpace(path), schedule=JumpSchedule(jump_length=setup.jump_length,
-                                                                     jump_n_sample=setup.jump_n_sample)
-    ).to(setup.device).eval()
+    module = (
+        RePaintModule(
+            denoiser=den,
+            space=LatentSpace(path),
+            schedule=JumpSchedule(jump_length=setup.jump_length, jump_n_sample=setup.jump_n_sample),
+        )
+        .to(setup.device)
+        .eval()
+    )
     den.unet = CountingUNet(den.unet, setup.device)
     runs = {"repaint_pl_s": ours(module, setup), "diffusers_s": theirs(module, setup)}
     calls = {}
@@ -153,17 +160,19 @@ def run_benchmark(setup: LatentBenchSetup) -> dict[str, Any]:
 
 def report(r: dict[str, Any]) -> str:
     s, calls, out = r["setup"], r["network_calls"], r["outside_network_s"]
-    return "\n".join([
-        f"latent RePaint, {s['pretrained'] or 'tiny random SD'}: {s['image_size']}² pictures, batch {s['batch_size']}, "
-        f"{s['steps']} steps, jumps {s['jump_length']}×{s['jump_n_sample']}, guidance {s['guidance_scale']}, {s['device']}",
-        "| sampler | network calls | seconds (best of rounds) | seconds outside the UNet |",
-        "|---|---|---|---|",
-        f"| repaint_pl (StableDiffusionDenoiser + LatentSpace) | {calls['repaint_pl_s']} | {r['repaint_pl_s']:.3f} "
-        f"| {out['repaint_pl_s']:.3f} |",
-        f"| diffusers RePaintScheduler, same components | {calls['diffusers_s']} | {r['diffusers_s']:.3f} "
-        f"| {out['diffusers_s']:.3f} |",
-        f"| ratio repaint_pl / diffusers | | **{r['ratio']:.3f}** | |",
-    ])
+    return "\n".join(
+        [
+            f"latent RePaint, {s['pretrained'] or 'tiny random SD'}: {s['image_size']}² pictures, batch {s['batch_size']}, "
+            f"{s['steps']} steps, jumps {s['jump_length']}×{s['jump_n_sample']}, guidance {s['guidance_scale']}, {s['device']}",
+            "| sampler | network calls | seconds (best of rounds) | seconds outside the UNet |",
+            "|---|---|---|---|",
+            f"| repaint_pl (StableDiffusionDenoiser + LatentSpace) | {calls['repaint_pl_s']} | {r['repaint_pl_s']:.3f} "
+            f"| {out['repaint_pl_s']:.3f} |",
+            f"| diffusers RePaintScheduler, same components | {calls['diffusers_s']} | {r['diffusers_s']:.3f} "
+            f"| {out['diffusers_s']:.3f} |",
+            f"| ratio repaint_pl / diffusers | | **{r['ratio']:.3f}** | |",
+        ]
+    )
 
 
 def main(args: Optional[list[str]] = None) -> dict[str, Any]:
@@ -173,8 +182,9 @@ def main(args: Optional[list[str]] = None) -> dict[str, Any]:
     parser.add_class_arguments(LatentBenchSetup, "setup")
     parser.add_argument("--out", type=str, default="bench_latent.json")
     cfg = parser.parse_args(args)
-    result = run_benchmark(LatentBenchSetup(**vars(cfg.setup)) if not isinstance(cfg.setup, dict)
-                           else LatentBenchSetup(**cfg.setup))
+    result = run_benchmark(
+        LatentBenchSetup(**vars(cfg.setup)) if not isinstance(cfg.setup, dict) else LatentBenchSetup(**cfg.setup)
+    )
     if result["network_calls"]["repaint_pl_s"] != result["network_calls"]["diffusers_s"]:
         raise SystemExit(f"error: the two sides made different network calls: {result['network_calls']}")
     with open(cfg.out, "w") as f:

@@ -77,9 +77,7 @@ def classifier_grad_fn(classifier: nn.Module, diffusion: Diffusion, y: Tensor, s
     return grad_fn
 
 
-def class_labels(
-    cond: Conditioning, noise: NoiseSource, num_classes: int, class_label: Optional[int] = None
-) -> Tensor:
+def class_labels(cond: Conditioning, noise: NoiseSource, num_classes: int, class_label: Optional[int] = None) -> Tensor:
     """Class per image: ``class_label``, else the batch's ``y``, else random from the sample's generator."""
     if class_label is not None:
         return torch.full((cond.batch_size,), class_label, dtype=torch.long, device=cond.device)
@@ -172,7 +170,9 @@ class DiffusersDenoiser(nn.Module, Denoiser):
         self.unet, scheduler_config = load_pixel_unet(pretrained, torch_dtype(dtype))
         self.unet.requires_grad_(False)
         cfg = self.unet.config
-        self.diffusion, self.clip_x0 = unet_diffusion(scheduler_config, steps, cfg.out_channels, cfg.in_channels, pretrained)
+        self.diffusion, self.clip_x0 = unet_diffusion(
+            scheduler_config, steps, cfg.out_channels, cfg.in_channels, pretrained
+        )
         self.num_classes = cfg.num_class_embeds
         self.class_label, self.dtype_name = class_label, dtype
         self.in_channels, self.image_size = cfg.in_channels, cfg.sample_size
@@ -222,7 +222,9 @@ class StableDiffusionDenoiser(nn.Module, Denoiser):
         self.unet.requires_grad_(False)
         self.text_encoder.requires_grad_(False)
         cfg = self.unet.config
-        self.diffusion, self.clip_x0 = unet_diffusion(parts["scheduler"], steps, cfg.out_channels, cfg.in_channels, pretrained)
+        self.diffusion, self.clip_x0 = unet_diffusion(
+            parts["scheduler"], steps, cfg.out_channels, cfg.in_channels, pretrained
+        )
         self.scheduler_config = parts["scheduler"]
         self.prompt, self.negative_prompt, self.guidance_scale = prompt, negative_prompt, guidance_scale
         self.dtype_name = dtype

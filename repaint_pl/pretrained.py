@@ -169,11 +169,16 @@ def _single_file_pipeline(path: str, config: Optional[str], dtype: torch.dtype) 
     from diffusers import StableDiffusionPipeline
 
     if not config:
-        raise PretrainedError(f"{path}: a single-file checkpoint needs --config_dir (a pipeline folder without weights)")
+        raise PretrainedError(
+            f"{path}: a single-file checkpoint needs --config_dir (a pipeline folder without weights)"
+        )
     check_source(path)
     try:
         return StableDiffusionPipeline.from_single_file(
-            os.path.expanduser(path), config=os.path.expanduser(config), local_files_only=True, torch_dtype=dtype,
+            os.path.expanduser(path),
+            config=os.path.expanduser(config),
+            local_files_only=True,
+            torch_dtype=dtype,
             safety_checker=None,
         )
     except Exception as e:

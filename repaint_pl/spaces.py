@@ -156,4 +156,3 @@ class LatentSpace(nn.Module, Space):
         if image.shape[1] != result.shape[1]:
             image = image.expand(-1, result.shape[1], -1, -1)
         return paste(result, image, keep_mask, self.feather)
-

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, randomize
 from PIL import Image
 
 from repaint_pl.cli import eval_main
@@ -25,8 +26,6 @@ from repaint_pl.pretrained import PretrainedError, diffusion_from_scheduler
 from repaint_pl.schedules import ExplicitTimes, JumpSchedule
 from repaint_pl.spaces import LatentSpace, PixelSpace, latent_keep_mask
 from repaint_pl.tiny import tiny_ddpm_pipeline, tiny_sd_pipeline
-
-from conftest import TINY, randomize
 
 diffusers = pytest.importorskip("diffusers")
 transformers = pytest.importorskip("transformers")
@@ -70,8 +69,12 @@ SCHEDULES = [
     dict(beta_schedule="squaredcos_cap_v2"),
     dict(trained_betas=list(np.linspace(1e-4, 0.03, 1000))),
 ]
-SPACINGS = [dict(timestep_spacing="leading", steps_offset=1), dict(timestep_spacing="trailing"),
-            dict(timestep_spacing="linspace"), dict(timestep_spacing="leading")]
+SPACINGS = [
+    dict(timestep_spacing="leading", steps_offset=1),
+    dict(timestep_spacing="trailing"),
+    dict(timestep_spacing="linspace"),
+    dict(timestep_spacing="leading"),
+]
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)
@@ -133,8 +136,12 @@ def test_unsupported_scheduler_options_are_refused():
 
 
 def tiny_module(**kwargs) -> RePaintModule:
-    m = RePaintModule(net=TINY, diffusion=DiffusionConfig(timestep_respacing="20"),
-                      schedule=JumpSchedule(jump_length=3, jump_n_sample=2), **kwargs)
+    m = RePaintModule(
+        net=TINY,
+        diffusion=DiffusionConfig(timestep_respacing="20"),
+        schedule=JumpSchedule(jump_length=3, jump_n_sample=2),
+        **kwargs,
+    )
     randomize(m.net)
     return m.eval()
 
@@ -169,8 +176,14 @@ def test_latent_space_with_identity_vae_is_pixel_repaint():
 
 def test_adm_behind_a_scheduler_config_gives_the_adm_pictures():
     """The same betas and kept steps reached through diffusers' config names give identical pictures."""
-    scheduler = {"beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02, "variance_type": "learned_range",
-                 "timestep_spacing": "linspace", "clip_sample": True}
+    scheduler = {
+        "beta_schedule": "linear",
+        "beta_start": 1e-4,
+        "beta_end": 0.02,
+        "variance_type": "learned_range",
+        "timestep_spacing": "linspace",
+        "clip_sample": True,
+    }
     config, _ = diffusion_from_scheduler(scheduler, 20)
     assert config.kept_steps() == DiffusionConfig(timestep_respacing="20").kept_steps()
     adm = tiny_module()
@@ -191,8 +204,9 @@ def test_latent_mask_keeps_only_fully_known_cells():
 def test_paste_keeps_known_pixels_and_feathering_only_touches_the_known_side():
     image, keep, _ = batch()
     result = torch.zeros_like(image)
-    assert torch.equal(PixelSpace().paste(result, image, keep)[keep.expand_as(image) == 1],
-                       image[keep.expand_as(image) == 1])
+    assert torch.equal(
+        PixelSpace().paste(result, image, keep)[keep.expand_as(image) == 1], image[keep.expand_as(image) == 1]
+    )
     feathered = PixelSpace(feather=2).paste(result, image, keep)
     hole = keep.expand_as(image) == 0
     assert torch.equal(feathered[hole], result[hole])
@@ -252,8 +266,25 @@ def check_outputs(out: str, kinds: list[str], names: list[str]) -> None:
 @pytest.mark.slow
 def test_eval_pretrained_stable_diffusion_with_per_image_prompts(tmp_path, tiny_sd, pictures):
     out = str(tmp_path / "sd")
-    run_eval(out, "--pretrained", tiny_sd, "--prompt", "a cat", "--images", pictures, "--image_size", "64",
-             "--masks", "thick,genhalf", "--steps", "10", "--jump_length", "2", "--jump_n_sample", "2")
+    run_eval(
+        out,
+        "--pretrained",
+        tiny_sd,
+        "--prompt",
+        "a cat",
+        "--images",
+        pictures,
+        "--image_size",
+        "64",
+        "--masks",
+        "thick,genhalf",
+        "--steps",
+        "10",
+        "--jump_length",
+        "2",
+        "--jump_n_sample",
+        "2",
+    )
     check_outputs(out, ["thick", "genhalf"], ["astronaut", "coffee"])
     meta = json.load(open(os.path.join(out, "meta", "thick", "astronaut.json")))
     assert meta["network_calls"] == JumpSchedule(jump_length=2, jump_n_sample=2).network_calls(10)
@@ -262,8 +293,25 @@ def test_eval_pretrained_stable_diffusion_with_per_image_prompts(tmp_path, tiny_
 @pytest.mark.slow
 def test_eval_pretrained_pixel_ddpm(tmp_path, tiny_ddpm, pictures):
     out = str(tmp_path / "ddpm")
-    run_eval(out, "--pretrained", tiny_ddpm, "--images", pictures, "--image_size", "64", "--masks", "thick,genhalf",
-             "--steps", "10", "--jump_length", "2", "--jump_n_sample", "2", "--model.paste_known", "true")
+    run_eval(
+        out,
+        "--pretrained",
+        tiny_ddpm,
+        "--images",
+        pictures,
+        "--image_size",
+        "64",
+        "--masks",
+        "thick,genhalf",
+        "--steps",
+        "10",
+        "--jump_length",
+        "2",
+        "--jump_n_sample",
+        "2",
+        "--model.paste_known",
+        "true",
+    )
     check_outputs(out, ["thick", "genhalf"], ["astronaut", "coffee"])
 
 
@@ -272,9 +320,27 @@ def test_single_picture_with_a_mask_file(tmp_path, tiny_sd, pictures):
     hole[20:40, 20:40] = 0
     Image.fromarray(hole).save(tmp_path / "hole.png")
     out = str(tmp_path / "door")
-    run_eval(out, "--pretrained", tiny_sd, "--images", os.path.join(pictures, "coffee.png"), "--mask",
-             str(tmp_path / "hole.png"), "--prompt", "a red door", "--image_size", "64", "--steps", "4",
-             "--jump_length", "1", "--jump_n_sample", "1", "--model.denoiser.init_args.guidance_scale", "1")
+    run_eval(
+        out,
+        "--pretrained",
+        tiny_sd,
+        "--images",
+        os.path.join(pictures, "coffee.png"),
+        "--mask",
+        str(tmp_path / "hole.png"),
+        "--prompt",
+        "a red door",
+        "--image_size",
+        "64",
+        "--steps",
+        "4",
+        "--jump_length",
+        "1",
+        "--jump_n_sample",
+        "1",
+        "--model.denoiser.init_args.guidance_scale",
+        "1",
+    )
     result = np.asarray(Image.open(os.path.join(out, "inpainted", "coffee.png")))
     gt = np.asarray(Image.open(os.path.join(out, "gt", "coffee.png")))
     assert np.array_equal(result[hole == 255], gt[hole == 255])
@@ -284,8 +350,13 @@ def one_line_error(*args: str) -> str:
     import tempfile
 
     out = tempfile.mkdtemp()
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "eval.py"), *args, "--accelerator", "cpu", "--out", out],
-                          capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"), timeout=300)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "eval.py"), *args, "--accelerator", "cpu", "--out", out],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, HF_HUB_OFFLINE="1"),
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [line for line in proc.stderr.strip().splitlines() if line.startswith("error:")]
     assert len(lines) == 1, proc.stderr[-2000:]
@@ -298,8 +369,9 @@ def test_bad_inputs_get_one_line(tmp_path, tiny_sd, pictures):
     empty.mkdir()
     assert "no diffusers model" in one_line_error("--pretrained", str(empty), "--images", pictures)
     assert "HF_HUB_OFFLINE" in one_line_error("--pretrained", "google/ddpm-cat-256", "--images", pictures)
-    assert "multiple of the VAE" in one_line_error("--pretrained", tiny_sd, "--images", pictures,
-                                                   "--image_size", "60", "--steps", "2")
+    assert "multiple of the VAE" in one_line_error(
+        "--pretrained", tiny_sd, "--images", pictures, "--image_size", "60", "--steps", "2"
+    )
     (tmp_path / "three").mkdir()
     for name in ("a", "b"):
         Image.new("RGB", (64, 64)).save(tmp_path / "three" / f"{name}.png")
@@ -310,18 +382,44 @@ def test_bad_inputs_get_one_line(tmp_path, tiny_sd, pictures):
 
 @pytest.mark.slow
 def test_two_processes_write_the_same_stable_diffusion_pictures_as_one(tmp_path, tiny_sd, pictures):
-    common = ["--pretrained", tiny_sd, "--images", pictures, "--image_size", "64", "--masks", "thick,nn2",
-              "--steps", "4", "--jump_length", "2", "--jump_n_sample", "2", "--accelerator", "cpu",
-              "--guidance_scale", "2", "--progress.refresh_rate", "0"]
+    common = [
+        "--pretrained",
+        tiny_sd,
+        "--images",
+        pictures,
+        "--image_size",
+        "64",
+        "--masks",
+        "thick,nn2",
+        "--steps",
+        "4",
+        "--jump_length",
+        "2",
+        "--jump_n_sample",
+        "2",
+        "--accelerator",
+        "cpu",
+        "--guidance_scale",
+        "2",
+        "--progress.refresh_rate",
+        "0",
+    ]
     outs = {n: str(tmp_path / f"p{n}") for n in (1, 2)}
     for n, out in outs.items():
         extra = ["--devices", "2", "--trainer.strategy", "ddp"] if n == 2 else []
-        subprocess.run([sys.executable, os.path.join(REPO, "eval.py"), *common, *extra, "--out", out],
-                       check=True, capture_output=True, timeout=600, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+        subprocess.run(
+            [sys.executable, os.path.join(REPO, "eval.py"), *common, *extra, "--out", out],
+            check=True,
+            capture_output=True,
+            timeout=600,
+            env=dict(os.environ, HF_HUB_OFFLINE="1"),
+        )
     for kind in ("thick", "nn2"):
         for name in ("astronaut", "coffee"):
-            a, b = (np.asarray(Image.open(os.path.join(o, "inpainted", kind, name + ".png"))).astype(int)
-                    for o in outs.values())
+            a, b = (
+                np.asarray(Image.open(os.path.join(o, "inpainted", kind, name + ".png"))).astype(int)
+                for o in outs.values()
+            )
             assert np.abs(a - b).max() <= 1, (kind, name)
 
 
@@ -349,7 +447,6 @@ def test_prompt_field_of_webdataset_shards(tmp_path):
     import io
 
     import webdataset as wds
-
     from repaint_pl.datamodules.shards import ShardItems
 
     url = str(tmp_path / "s-000000.tar")
@@ -366,8 +463,9 @@ def test_per_image_prompts_reach_the_denoiser(tiny_sd):
     """Each image is conditioned on its own prompt: the same picture under two prompts fills differently,
     and an image's fill does not depend on the prompt of its batch neighbour."""
     den = StableDiffusionDenoiser(tiny_sd, guidance_scale=4.0, steps=4)
-    module = RePaintModule(denoiser=den, space=LatentSpace(tiny_sd), schedule=JumpSchedule(jump_length=1,
-                                                                                          jump_n_sample=1)).eval()
+    module = RePaintModule(
+        denoiser=den, space=LatentSpace(tiny_sd), schedule=JumpSchedule(jump_length=1, jump_n_sample=1)
+    ).eval()
     image, keep, _ = batch(64)
     image, keep = image[:1].expand(2, -1, -1, -1), keep[:1].expand(2, -1, -1, -1)
     ids = torch.tensor([7, 7])
@@ -388,8 +486,9 @@ def test_latent_benchmark_compares_equal_network_calls(tiny_sd):
     expected = JumpSchedule(jump_length=2, jump_n_sample=2).network_calls(6)
     assert r["network_calls"]["repaint_pl_s"] == r["network_calls"]["diffusers_s"] == expected
     den = StableDiffusionDenoiser(tiny_sd, steps=6)
-    module = RePaintModule(denoiser=den, space=LatentSpace(tiny_sd), schedule=JumpSchedule(jump_length=2,
-                                                                                          jump_n_sample=2)).eval()
+    module = RePaintModule(
+        denoiser=den, space=LatentSpace(tiny_sd), schedule=JumpSchedule(jump_length=2, jump_n_sample=2)
+    ).eval()
     image, keep = bl.inputs(setup)
     with torch.no_grad():
         theirs = bl.theirs(module, setup)()
