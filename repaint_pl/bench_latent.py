@@ -162,8 +162,9 @@ def report(r: dict[str, Any]) -> str:
     s, calls, out = r["setup"], r["network_calls"], r["outside_network_s"]
     return "\n".join(
         [
-            f"latent RePaint, {s['pretrained'] or 'tiny random SD'}: {s['image_size']}² pictures, batch {s['batch_size']}, "
-            f"{s['steps']} steps, jumps {s['jump_length']}×{s['jump_n_sample']}, guidance {s['guidance_scale']}, {s['device']}",
+            f"latent RePaint, {s['pretrained'] or 'tiny random SD'}: {s['image_size']}² pictures, "
+            f"batch {s['batch_size']}, {s['steps']} steps, jumps {s['jump_length']}×{s['jump_n_sample']}, "
+            f"guidance {s['guidance_scale']}, {s['device']}",
             "| sampler | network calls | seconds (best of rounds) | seconds outside the UNet |",
             "|---|---|---|---|",
             f"| repaint_pl (StableDiffusionDenoiser + LatentSpace) | {calls['repaint_pl_s']} | {r['repaint_pl_s']:.3f} "

@@ -112,7 +112,7 @@ class LatentSpace(nn.Module, Space):
 
     @classmethod
     def of(cls, vae: nn.Module, dtype: DType = "float32", dilate: int = 0, feather: int = 0) -> "LatentSpace":
-        """The latent space of an already built VAE (anything with ``encode``/``decode``/``config`` like AutoencoderKL)."""
+        """The latent space of a built VAE (anything with ``encode``/``decode``/``config`` like AutoencoderKL)."""
         space = cls.__new__(cls)
         nn.Module.__init__(space)
         space._use(vae, dtype, dilate, feather, type(vae).__name__)
