@@ -408,7 +408,12 @@ def branch_state(result: Result, index: int, new_seed: Optional[int] = None) -> 
 
 def split_state(step: StepState, times: Sequence[int], v: int) -> SamplerState:
     """Variant ``v``'s part of a batch step state, moved to the CPU (to branch from later)."""
-    noise = step.noise.get_state()[v] if step.noise is not None and hasattr(step.noise, "get_state") else None
+    noise = None
+    if step.noise is not None and hasattr(step.noise, "get_state"):
+        try:
+            noise = step.noise.get_state()[v]
+        except ValueError:  # one global stream (model.noise=global): branches need a new seed
+            noise = None
     x0 = step.x0_pred[v : v + 1].detach().cpu().clone() if step.x0_pred is not None else None
     return SamplerState(
         step.index, list(times), step.x[v : v + 1].detach().cpu().clone(), x0, [noise] if noise is not None else None
