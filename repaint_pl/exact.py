@@ -239,11 +239,16 @@ class Posterior:
         return torch.softmax(self.component_log_prob(x), dim=1)
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """``n`` exact draws ``[n, m]``: a component by weight, then its mean + chol · z."""
         comp = torch.multinomial(self.log_weights.exp(), n, replacement=True, generator=generator)
-        z = torch.randn(n, self.means.shape[1], 1, generator=generator, dtype=torch.float64)
-        return self.means[comp] + (self.chols[comp] @ z)[..., 0]
+        z = torch.randn(n, self.means.shape[1], generator=generator, dtype=torch.float64)
+        out = torch.empty_like(z)
+        for k in range(len(self.log_weights)):
+            rows = comp == k
+            out[rows] = self.means[k] + z[rows] @ self.chols[k].T
+        return out
 
-    def entropy(self, generator: torch.Generator, draws: int = 20000) -> float:
+    def entropy(self, generator: torch.Generator, draws: int = 8000) -> float:
         """Differential entropy (nats): closed form for one component, else Monte Carlo."""
         if len(self.log_weights) == 1:
             m = self.means.shape[1]

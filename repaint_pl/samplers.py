@@ -37,6 +37,8 @@ from .noise import NoiseSource
 from .sampler import GradFn, ModelFn, RePaintSampler, Sampler, StepHook, StepState
 from .schedules import count_network_calls, jump_times
 
+__all__ = ["Sampler", "RePaintSampler", "DDIMRePaintSampler", "DDNMSampler", "DiffPIRSampler", "CoarseTravelSampler"]
+
 # --------------------------------------------------------------------------
 # Step math between any two respaced indices s > t (ᾱ of index -1 is 1)
 # --------------------------------------------------------------------------
@@ -54,7 +56,7 @@ def denoise(
     t: int,
     *,
     grad_fn: Optional[GradFn] = None,
-    clip_x0: bool = True,
+    clip_x0: bool | float = True,
 ) -> tuple[Tensor, Tensor]:
     """One network call at respaced index ``t``: (x0 prediction, ε prediction), both ``[B, C, H, W]``.
 
@@ -69,8 +71,9 @@ def denoise(
     if grad_fn is not None:
         eps = eps - (1 - ab).sqrt() * grad_fn(x_t, t_batch).float()
     x0_pred = (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
-    if clip_x0:
-        x0_pred = x0_pred.clamp(-1, 1)
+    if clip_x0:  # True: [-1, 1]; a number c: [-c, c] (e.g. a latent space's range)
+        limit = 1.0 if clip_x0 is True else float(clip_x0)
+        x0_pred = x0_pred.clamp(-limit, limit)
         eps = (x_t - ab.sqrt() * x0_pred) / (1 - ab).sqrt()
     return x0_pred, eps
 
@@ -129,9 +132,6 @@ def eps_of(d: Diffusion, x_t: Tensor, x0_hat: Tensor, t: int) -> Tensor:
 # --------------------------------------------------------------------------
 # Samplers
 # --------------------------------------------------------------------------
-
-
-__all__ = ["Sampler", "RePaintSampler", "DDIMRePaintSampler", "DDNMSampler", "DiffPIRSampler", "CoarseTravelSampler"]
 
 
 class TableWalkSampler(Sampler):
