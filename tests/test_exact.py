@@ -165,3 +165,35 @@ def test_benchmark_command_writes_csv_summary_and_plot(tmp_path):
     for name in ("exact.csv", "summary.md", "exact.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert "2410" in (tmp_path / "summary.md").read_text()
+
+
+def test_texture_metrics_against_direct_formulas():
+    from repaint_pl.exact_texture import diversity, fill_metrics
+
+    gt = torch.full((1, 1, 16, 16), 0.5)
+    keep = torch.ones(1, 1, 16, 16)
+    keep[..., 4:12, 4:12] = 0
+    result = gt + 0.1 * (1 - keep)  # error 0.1 on the whole hole: PSNR 20 dB, also on its seam band
+    m = fill_metrics(gt, result, keep, seam=2)
+    assert m["psnr_fill"].item() == pytest.approx(20.0, abs=1e-4)
+    assert m["psnr_seam"].item() == pytest.approx(20.0, abs=1e-4)
+    fills = torch.stack([torch.zeros(1, 16, 16), 0.2 * (1 - keep[0])])  # two seeds, [-1, 1]: 0.1 apart in [0, 1]
+    assert diversity(fills, keep.expand(2, -1, -1, -1), seeds=2).item() == pytest.approx(0.1, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_texture_command_compares_both_samplers_on_the_shipped_model(tmp_path):
+    import os
+
+    from repaint_pl.exact_texture import ROOT
+    from repaint_pl.exact_texture import main as texture_main
+
+    if not os.path.isfile(os.path.join(ROOT, "weights", "texture32_ema.pt")):
+        pytest.fail("weights/texture32_ema.pt is shipped with the repository")
+    args = ["--out", str(tmp_path), "--crops", "1", "--seeds", "2", "--masks", "thick", "--steps", "4"]
+    args += ["--jump_length", "1", "--jump_n_sample", "1", "--fast_steps", "2", "--fast_jump_n_sample", "1"]
+    rows = texture_main(args)
+    assert {r["sampler"] for r in rows} == {"RePaint", "CoarseTravel"} and len(rows) == 2 * 3 * 2
+    assert {r["calls"] for r in rows} == {4, 2}
+    text = (tmp_path / "texture.md").read_text()
+    assert "psnr_fill: " in text and (tmp_path / "texture.png").stat().st_size > 0
