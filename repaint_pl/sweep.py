@@ -581,6 +581,22 @@ def diversity(s: Sweep, out: str, todo: list[Point]) -> tuple[list[dict[str, Any
     return rows, notes
 
 
+def plot_diversity(s: Sweep, rows: list[dict[str, Any]], path: str) -> list[str]:
+    """Diversity (mean ± std over inputs) against the first other axis, one line per value of the second."""
+    others = [a.name for a in s.axes if a.name != s.diversity]
+    if not rows or not others:
+        return []
+    keyed = [{**r, "point": "_".join(str(r[k]) for k in others)} for r in rows]
+    spec = {
+        "x": others[0],
+        "y": ["pixel_rms_fill", f"lpips_{s.diversity_lpips}"],
+        "title": f"diversity over {s.diversity}",
+    }
+    if len(others) > 1:
+        spec["series"] = others[1]
+    return plot_lines(spec, s, keyed, path)
+
+
 def diversity_markdown(s: Sweep, rows: list[dict[str, Any]]) -> str:
     keys = [a.name for a in s.axes if a.name != s.diversity]
     cols = [c for c in ("pixel_rms_fill", f"lpips_{s.diversity_lpips}") if any(c in r for r in rows)]
@@ -613,6 +629,9 @@ def aggregate(s: Sweep, out: str, todo: list[Point]) -> dict[str, Any]:
         notes += div_notes
         write_csv(div_rows, os.path.join(out, "diversity.csv"))
         report += "\n" + diversity_markdown(s, div_rows)
+        path = os.path.join(out, "plots", "diversity.png")
+        notes += [n for n in plot_diversity(s, div_rows, path) if "lpips" not in n]
+        plots += [path] if os.path.isfile(path) else []
     if notes:
         report += "\nNotes:\n" + "".join(f"- {n}\n" for n in notes)
     with open(os.path.join(out, "summary.md"), "w") as f:
