@@ -142,3 +142,12 @@ def test_every_experiment_config_parses(path):
     sweep = load_sweep(path)
     assert len(points(sweep)) >= 2
     assert check(sweep, []) >= 1
+
+
+def test_the_readme_example_parses(tmp_path):
+    text = open(os.path.join(ROOT, "README.md")).read()
+    section = text[text.index("## The seed's experiments") :]
+    example = section[section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml\n") + 8)]
+    (tmp_path / "example.yaml").write_text(example)
+    sweep = load_sweep(str(tmp_path / "example.yaml"))
+    assert len(points(sweep)) == 12 and check(sweep, []) >= 1
