@@ -12,7 +12,8 @@ from repaint_pl.nets import ClassifierConfig, UNetConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True))
-EVAL_CONFIGS = [p for p in CONFIGS if not os.path.relpath(p, ROOT).startswith(os.path.join("configs", "train"))]
+NOT_EVAL = (os.path.join("configs", "train"), os.path.join("configs", "experiments"))  # train.py; sweeps (test_sweep)
+EVAL_CONFIGS = [p for p in CONFIGS if not os.path.relpath(p, ROOT).startswith(NOT_EVAL)]
 DUMMY_DATA = [
     "--data",
     "repaint_pl.datamodules.InpaintFolderDataModule",
