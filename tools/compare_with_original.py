@@ -125,9 +125,9 @@ FAST = dict(timestep_respacing="10", schedule_jump_params=dict(t_T=10, n_sample=
 # name: (flags over test_c256_thick.yml, images, conf batch size, noise, photos at full size with soft masks)
 CASES = {
     "learned32": (SMALL, 3, 1, "per_sample", False),
-    "fp16_32": (dict(SMALL, use_fp16=True, num_head_channels=16, **FAST), 1, 1, "per_sample", False),
-    "new_attention32": (dict(SMALL, use_new_attention_order=True, **FAST), 2, 1, "per_sample", False),
-    "classifier64": (dict(SMALL, image_size=64, channel_mult="", **CLASSIFIER, **FAST), 2, 1, "per_sample", True),
+    "fp16_32": (dict(SMALL, use_fp16=True, num_head_channels=16), 3, 1, "per_sample", False),
+    "new_attention32": (dict(SMALL, use_new_attention_order=True), 3, 1, "per_sample", False),
+    "classifier64": (dict(SMALL, image_size=64, channel_mult="", **CLASSIFIER), 3, 1, "per_sample", True),
     "cosine32": (
         dict(
             SMALL,
@@ -135,14 +135,14 @@ CASES = {
             timestep_respacing="50",
             schedule_jump_params=dict(t_T=50, n_sample=1, jump_length=5, jump_n_sample=3),
         ),
-        1,
+        3,
         1,
         "per_sample",
         False,
     ),
-    "global_b2": (dict(SMALL, **FAST), 3, 2, "global", False),
-    "batch3": (dict(SMALL, **FAST), 3, 3, "per_sample", False),
-    "topology256": (dict(num_channels=64, **FAST), 1, 1, "per_sample", False),
+    "global_b2": (SMALL, 3, 2, "global", False),
+    "batch3": (SMALL, 3, 3, "per_sample", False),
+    "topology256": (dict(num_channels=64, **FAST), 2, 1, "per_sample", False),
 }
 PHOTOS = ("astronaut", "coffee", "chelsea")
 
