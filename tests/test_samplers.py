@@ -175,3 +175,25 @@ def test_sampler_configs_build_samplers(path):
     sampler = parser.instantiate_classes(parser.parse_args(["--config", path])).model.sampler
     assert isinstance(sampler, Sampler)
     assert sampler.network_calls(jump_times(250, 1, 10, 10)) <= 2410
+
+
+@pytest.mark.slow
+def test_eval_runs_the_fast_sampler_from_its_config(tmp_path, tiny_ckpt, image_folders):
+    """eval.py with configs/sampler/fast.yaml (cut to 4 levels × 2 passes): it runs, and the sampler's own
+    call count (4 + 3 jumps, not the model's time table) reaches metrics.csv."""
+    import csv
+
+    from repaint_pl.cli import eval_main
+
+    out = str(tmp_path / "out")
+    eval_main(
+        ["--ckpt", tiny_ckpt, "--config", os.path.join(ROOT, "configs", "sampler", "fast.yaml")]
+        + ["--model.sampler.init_args.steps", "4", "--model.sampler.init_args.jump_n_sample", "2"]
+        + ["--model.net.preset", "tiny", "--model.diffusion.timestep_respacing", "10", "--accelerator", "cpu"]
+        + ["--data", "repaint_pl.datamodules.InpaintFolderDataModule", "--data.gt_path", image_folders[0]]
+        + ["--data.mask_path", image_folders[1], "--data.image_size", "32", "--writer.out_dir", out]
+        + ["--progress.refresh_rate", "0", "--metrics.lpips", "[]"]
+    )
+    with open(os.path.join(out, "metrics.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and {int(r["network_calls"]) for r in rows} == {4 + 3}
