@@ -217,9 +217,9 @@ class DDNMSampler(TableWalkSampler):
 class DiffPIRSampler(TableWalkSampler):
     """DiffPIR's plug-and-play step for inpainting.
 
-    Data step: x̂0 = argmin_x |keep·(x - x0)|²/(2σ_n²) + ρ_t/2·|x - x0_pred|²/ (λ-weighted), i.e. on known
-    pixels (x0 + ρ_t x0_pred)/(1 + ρ_t) with ρ_t = λ σ_n² / σ_t², σ_t² = (1-ᾱ_t)/ᾱ_t; unknown pixels keep
-    x0_pred (σ_n = 0: hard replacement).  Then x_{t-1} = √ᾱ_{t-1} x̂0 + √(1-ᾱ_{t-1})(√(1-ζ) ε̂ + √ζ z).
+    Data step: x̂0 = argmin_x |keep·(x - x0)|² + ρ_t |x - x0_pred|² with ρ_t = λ σ_n² / σ_t² and
+    σ_t² = (1-ᾱ_t)/ᾱ_t: on known pixels (x0 + ρ_t x0_pred)/(1 + ρ_t), unknown pixels keep x0_pred
+    (σ_n = 0, noise-free known pixels: hard replacement).  Then x_{t-1} = √ᾱ_{t-1} x̂0 + √(1-ᾱ_{t-1})(√(1-ζ) ε̂ + √ζ z).
     """
 
     def __init__(self, zeta: float = 0.3, lambda_: float = 7.0, sigma_n: float = 0.0):
