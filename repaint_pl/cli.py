@@ -264,20 +264,28 @@ class RePaintCLI(LightningCLI):
 
 
 def eval_cli(argv: list[str]) -> RePaintCLI:
-    """The eval command line, instantiated (model with its weights, data, trainer), nothing run yet."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
-        cli = RePaintCLI(
-            RePaintModule,
-            L.LightningDataModule,
-            subclass_mode_data=True,
-            run=False,
-            args=argv,
-            trainer_defaults=EVAL_TRAINER_DEFAULTS,
-            save_config_callback=None,
-            seed_everything_default=0,
-        )
-    load_checkpoints(cli.model, cli.config["ckpt"], cli.config["classifier_ckpt"], cli.config["trust_checkpoint"])
+    """The eval command line, instantiated (model with its weights, data, trainer), nothing run yet.
+
+    Checkpoints kept by the config step are released whatever happens (a failed parse, or a
+    command-line ``--ckpt`` that replaced a config file's).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
+            cli = RePaintCLI(
+                RePaintModule,
+                L.LightningDataModule,
+                subclass_mode_data=True,
+                run=False,
+                args=argv,
+                trainer_defaults=EVAL_TRAINER_DEFAULTS,
+                save_config_callback=None,
+                seed_everything_default=0,
+            )
+        config = cli.config
+        load_checkpoints(cli.model, config["ckpt"], config["classifier_ckpt"], config["trust_checkpoint"])
+    finally:
+        _KEPT_CHECKPOINTS.clear()
     return cli
 
 
