@@ -173,6 +173,8 @@ def test_stop_and_bad_uploads_are_messages_in_the_page(studio_url, browser, tmp_
     from PIL import Image
 
     Image.new("L", (10, 7), 255).save(small)
+    page.get_by_label("uploaded").check()  # the source first, so that the upload's own change event decides
+    page.wait_for_function("document.querySelector('#mask-note') !== null")
+    time.sleep(1.0)
     page.set_input_files("#mask-file input[type=file]", str(small))
-    page.get_by_label("uploaded").check()
     wait_text(page, "mask-note", r"⚠ mask: it is 10x7 but the picture is \d+x\d+", 60)
