@@ -17,6 +17,7 @@ predictions are clipped to, or None) and ``bind(cond, noise) -> (model_fn, grad_
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Optional, Sequence
 
@@ -42,15 +43,15 @@ class Conditioning:
     negative_prompts: Optional[Sequence[str]] = None
 
 
-class Denoiser:
+class Denoiser(ABC):
     """Base of the denoisers: ``diffusion`` (the respaced sampling process), ``clip_x0`` (x0 clip range or
     None) and ``bind``, which turns one batch's conditioning into the sampler's ``model_fn`` / ``grad_fn``."""
 
     diffusion: Diffusion
     clip_x0: Optional[float] = None
 
-    def bind(self, cond: Conditioning, noise: NoiseSource) -> tuple[ModelFn, Optional[GradFn]]:
-        raise NotImplementedError
+    @abstractmethod
+    def bind(self, cond: Conditioning, noise: NoiseSource) -> tuple[ModelFn, Optional[GradFn]]: ...
 
 
 def adm_model_fn(net: Callable[..., Tensor], diffusion: Diffusion, y: Optional[Tensor] = None) -> ModelFn:

@@ -16,6 +16,7 @@ posterior noise followed by the known-region noise; per forward jump its noise.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol, Sequence
 
@@ -145,8 +146,27 @@ class SamplerState:
         return list(self.times[: self.index + 2]) + tail[1:]
 
 
-class Sampler:
+class Sampler(ABC):
     """Base of the samplers: called with ``repaint``'s signature; ``network_calls(times)`` is its cost."""
+
+    @abstractmethod
+    def __call__(
+        self,
+        model_fn: ModelFn,
+        x0: Tensor,
+        keep_mask: Tensor,
+        times: Sequence[int],
+        diffusion: Diffusion,
+        noise: NoiseSource,
+        **kwargs,
+    ) -> Tensor: ...
+
+    def network_calls(self, times: Sequence[int]) -> int:
+        return count_network_calls(times)
+
+
+class RePaintSampler(Sampler):
+    """RePaint (Lugmayr et al.): inject the known region in x_t at every reverse step, jump back by the table."""
 
     def __call__(
         self,
@@ -158,16 +178,4 @@ class Sampler:
         noise: NoiseSource,
         **kwargs,
     ) -> Tensor:
-        raise NotImplementedError
-
-    def network_calls(self, times: Sequence[int]) -> int:
-        return count_network_calls(times)
-
-
-class RePaintSampler(Sampler):
-    """RePaint (Lugmayr et al.): inject the known region in x_t at every reverse step, jump back by the table."""
-
-    def __call__(self, model_fn: ModelFn, x0: Tensor, keep_mask: Tensor, times: Sequence[int], diffusion: Diffusion,
-                 noise: NoiseSource, **kwargs) -> Tensor:
         return repaint(model_fn, x0, keep_mask, times, diffusion, noise, **kwargs)
-

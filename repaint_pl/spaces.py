@@ -13,6 +13,7 @@ known pixels exactly, the paste does (optionally ``feather``-ed over a few known
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Optional
 
 import torch
@@ -45,26 +46,29 @@ def latent_keep_mask(keep_mask: Tensor, factor: int, dilate: int = 0) -> Tensor:
     return (latent >= 1.0).to(keep_mask.dtype)
 
 
-class Space:
+class Space(ABC):
     """Where the sampler runs: base of the spaces (see the module docstring)."""
 
     paste_by_default = False
     factor = 1
 
+    @abstractmethod
     def encode(self, image: Tensor) -> Tensor:
         """Picture ``[B, C, H, W]`` in [-1, 1] -> the sampler's x0."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def mask(self, keep_mask: Tensor) -> Tensor:
         """Keep mask at picture resolution -> at the sampler's resolution."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def decode(self, x: Tensor) -> Tensor:
         """The sampler's x -> picture in [-1, 1]."""
-        raise NotImplementedError
+        ...
 
-    def paste(self, result: Tensor, image: Tensor, keep_mask: Tensor) -> Tensor:
-        raise NotImplementedError
+    @abstractmethod
+    def paste(self, result: Tensor, image: Tensor, keep_mask: Tensor) -> Tensor: ...
 
 
 class PixelSpace(Space):
