@@ -364,7 +364,7 @@ class Contender:
 
 
 PAPER = Contender("RePaint", RePaintSampler(), 250, 10, 10)
-FAST = Contender("CoarseTravel (ours)", CoarseTravelSampler(), name="25 levels q², jumps 1×20, analytic var.")
+FAST = Contender("CoarseTravel (ours)", CoarseTravelSampler(), name="13 levels q², jumps 1×40")
 
 
 def contenders() -> list[Contender]:
@@ -383,8 +383,13 @@ def contenders() -> list[Contender]:
         Contender("DiffPIR", DiffPIRSampler(), 100),
         Contender("DiffPIR", DiffPIRSampler(), 480),
         Contender("coarse grid only", coarse_only, name="50 even levels, jumps 2×10, σ̃²"),
-        Contender("CoarseTravel (ours)", CoarseTravelSampler(jump_n_sample=10), name="25 levels q², jumps 1×10"),
+        Contender("CoarseTravel (ours)", CoarseTravelSampler(jump_n_sample=20), name="13 levels q², jumps 1×20"),
         FAST,
+        Contender(
+            "CoarseTravel, analytic var. at every level",
+            CoarseTravelSampler(25, 1, 20, analytic_min_alpha_bar=0.0),
+            name="25 levels q², jumps 1×20",
+        ),
     ]
 
 
@@ -607,7 +612,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
     p.add_argument("--sizes", type=int, nargs="+", default=[16, 32])
     p.add_argument("--priors", nargs="+", default=list(PRIORS), choices=list(PRIORS))
     p.add_argument("--masks", nargs="+", default=list(PAPER_MASK_TYPES))
-    p.add_argument("--samples", type=int, default=128, help="samples per sampler, setting and mask type")
+    p.add_argument("--samples", type=int, default=400, help="samples per sampler, setting and mask type")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--core_from",
