@@ -237,3 +237,28 @@ def test_analytic_threshold_switches_between_the_two_variances(threshold, varian
     out = [s(model_fn, x0, keep, [], d, BatchNoise(1, 4), clip_x0=False) for s in (a, b, mixed)]
     assert torch.equal(out[0], out[1])
     assert not torch.equal(out[0], out[2])
+
+
+def test_gaussian_prior_gets_enough_samples_for_a_full_rank_w2():
+    """W2 is estimated from the sample covariance: with fewer samples than unknown pixels it is biased
+    upward and hides differences, so the Gaussian prior draws w2_factor × the largest hole's pixels."""
+    from repaint_pl.exact import sample_count
+
+    gauss = Setting("gaussian", N, ["genhalf", "ex64"], seed=0)
+    holes = [int((k < 0.5).sum()) for k in gauss.keeps]
+    assert sample_count(gauss, 10, 1.5) == math.ceil(1.5 * max(holes)) > max(holes)
+    assert sample_count(gauss, 10_000, 1.5) == 10_000
+    assert sample_count(gauss, 10, 0) == 10
+    assert sample_count(Setting("mixture", N, ["genhalf"], seed=0), 10, 1.5) == 10  # no W2 on the mixture
+
+
+@pytest.mark.slow
+def test_benchmark_rows_do_not_depend_on_the_number_of_processes():
+    from repaint_pl.exact import FAST, benchmark
+
+    kwargs = dict(sizes=[4], priors=["gaussian", "mixture"], masks=["genhalf"], n=6, chosen=[FAST], log=lambda _: None)
+    one, two = benchmark(**kwargs), benchmark(**kwargs, jobs=2)
+    for rows in (one, two):
+        for r in rows:
+            r.pop("seconds")
+    assert repr(one) == repr(two) and len(one) == 4  # repr: nan == nan
