@@ -459,13 +459,13 @@ def core_contenders() -> list[Contender]:
 
 def sample_count(setting: "Setting", n: int, w2_factor: float) -> int:
     """Samples per mask for ``setting``: ``n``, raised for the Gaussian prior to ``w2_factor`` × the largest
-    number of unknown pixels, so the sample covariance behind the W2 estimate has full rank (with fewer
-    samples than dimensions the estimate is biased upward by terms that grow like d/N and hides
-    differences between samplers)."""
+    number d of unknown pixels (and at least d + 1), so the sample covariance behind the W2 estimate has
+    full rank.  The estimate's upward bias grows like d/N; below N = d it swamps the differences between
+    samplers, above it shrinks (it never vanishes: the "exact posterior" rows show it)."""
     if len(setting.prior.fields) > 1 or not w2_factor:
         return n
     unknown = max(int((keep.flatten() < 0.5).sum()) for keep in setting.keeps)
-    return max(n, math.ceil(w2_factor * unknown))
+    return max(n, math.ceil(w2_factor * unknown), unknown + 1)
 
 
 def benchmark_setting(
@@ -477,7 +477,7 @@ def benchmark_setting(
     chosen: Optional[Sequence[Contender]] = None,
     log=print,
     core_from: int = 0,
-    w2_factor: float = 0.0,
+    w2_factor: float = 1.5,
 ) -> list[dict]:
     """The rows of one (prior, size): the exact posterior's own samples (the Monte Carlo floor) and each sampler."""
     rows = []
@@ -495,10 +495,10 @@ def benchmark_setting(
     return rows
 
 
-def _setting_job(job: tuple[tuple, dict]) -> list[dict]:
-    """One (prior, size) in a worker process (one torch thread; the rows are the same as in sequence)."""
-    torch.set_num_threads(1)
-    args, extra = job
+def _setting_job(job: tuple[tuple, dict, int]) -> list[dict]:
+    """One (prior, size) in a worker process (the rows are the same as in sequence with as many threads)."""
+    args, extra, threads = job
+    torch.set_num_threads(threads)
     return benchmark_setting(*args, log=lambda line: print(line, flush=True), **extra)
 
 
@@ -511,12 +511,13 @@ def benchmark(
     chosen: Optional[Sequence[Contender]] = None,
     log=print,
     core_from: int = 0,
-    w2_factor: float = 0.0,
+    w2_factor: float = 1.5,
     jobs: int = 1,
 ) -> list[dict]:
     """All rows, per (prior, size) in the order of ``sizes`` then ``priors``; ``jobs`` > 1 runs the
-    (prior, size) settings in that many processes (each setting's samples come from its own seeds,
-    so the rows do not depend on ``jobs``)."""
+    (prior, size) settings in that many processes, each with this process's number of torch threads
+    (each setting's samples come from its own seeds, so the rows do not depend on ``jobs``; the workers
+    print their progress instead of calling ``log``)."""
     work = [(size, p, masks, n, seed, chosen) for size in sizes for p in priors]
     extra = dict(core_from=core_from, w2_factor=w2_factor)
     if jobs <= 1:
@@ -525,8 +526,9 @@ def benchmark(
 
     # the longest settings first, so the pool does not end with one process working alone
     order = sorted(range(len(work)), key=lambda k: -work[k][0])
-    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-        results = pool.map(_setting_job, [(work[k], extra) for k in order], chunksize=1)
+    threads = torch.get_num_threads()
+    with multiprocessing.get_context("spawn").Pool(min(jobs, len(work))) as pool:
+        results = pool.map(_setting_job, [(work[k], extra, threads) for k in order], chunksize=1)
     by_index = dict(zip(order, results))
     return [row for k in range(len(work)) for row in by_index[k]]
 
@@ -660,7 +662,9 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
     p.add_argument("--sizes", type=int, nargs="+", default=[16, 32])
     p.add_argument("--priors", nargs="+", default=list(PRIORS), choices=list(PRIORS))
     p.add_argument("--masks", nargs="+", default=list(PAPER_MASK_TYPES))
-    p.add_argument("--samples", type=int, default=400, help="samples per sampler, setting and mask type")
+    p.add_argument(
+        "--samples", type=int, default=400, help="samples per sampler, setting and mask type (Gaussian prior: at least)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--core_from",
@@ -672,8 +676,8 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
         "--w2_factor",
         type=float,
         default=1.5,
-        help="Gaussian prior: at least this many samples per unknown pixel of the largest hole, so W2 is "
-        "estimated from a full-rank covariance (0: --samples everywhere)",
+        help="Gaussian prior: at least this many samples per unknown pixel of the largest hole (and one more "
+        "than it), so W2 comes from a full-rank sample covariance (0: --samples everywhere)",
     )
     p.add_argument("--jobs", type=int, default=1, help="(prior, size) settings run in parallel processes")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for these small FFTs)")
@@ -694,8 +698,9 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
     write_csv(rows, os.path.join(args.out, "exact.csv"))
     table, wins, total = verdict(rows, FAST.label, PAPER.label)
     report = (
-        f"# Exact benchmark ({args.samples} samples per sampler and mask, Gaussian prior at least "
-        f"{args.w2_factor:g} per unknown pixel; seed {args.seed}, {args.jobs} process(es), "
+        f"# Exact benchmark ({args.samples} samples per sampler and mask"
+        + (f", Gaussian prior at least {args.w2_factor:g} per unknown pixel" if args.w2_factor else "")
+        + f"; seed {args.seed}, {args.jobs} process(es), "
         f"{time.perf_counter() - start:.0f} s)\n\n## Mean over mask types\n\n{summary_table(rows)}\n"
         f"## {FAST.label}, {FAST.calls} calls, against {PAPER.label}, {PAPER.calls} calls\n\n"
         f"At or below the paper schedule's error in {wins} of {total} comparisons.\n\n{table}"

@@ -220,23 +220,39 @@ def test_fast_sampler_keeps_the_mode_the_known_pixels_pin_down():
     assert wrong_mode(CoarseTravelSampler(analytic_min_alpha_bar=0.0)) >= 0.15
 
 
-@pytest.mark.parametrize("threshold,variance", [(1.0, "posterior"), (0.0, "analytic")])
-def test_analytic_threshold_switches_between_the_two_variances(threshold, variance):
-    """analytic_min_alpha_bar = 1 is the σ̃² sampler, 0 the analytic one at every level (same noise)."""
-    from repaint_pl.samplers import CoarseTravelSampler
+@pytest.mark.parametrize("threshold_level", [0, 2, 3, 5])
+def test_analytic_variance_is_used_exactly_on_steps_from_levels_at_or_above_the_threshold(threshold_level, monkeypatch):
+    """Steps from a level with ᾱ_t ≥ analytic_min_alpha_bar take the analytic variance, the others σ̃²
+    (the threshold set to one level's own ᾱ: that level is included)."""
+    from repaint_pl import samplers
+    from repaint_pl.samplers import CoarseTravelSampler, coarse_grid
 
     prior = mixture_prior(N)
     d = DiffusionConfig(steps=1000, timestep_respacing="250", variance="fixed_small").build()
     model_fn, _ = ExactDenoiser(prior, d).bind()
-    x0 = prior.sample(4, torch.Generator().manual_seed(0)).float()
-    keep = keep_mask("genhalf", N, seed=0, image_id=0).expand(4, -1, -1, -1)
-    kwargs = dict(steps=6, jump_n_sample=3)
-    a = CoarseTravelSampler(**kwargs, analytic_min_alpha_bar=threshold)
-    b = CoarseTravelSampler(**kwargs, variance=variance, analytic_min_alpha_bar=0.0)
-    mixed = CoarseTravelSampler(**kwargs)
-    out = [s(model_fn, x0, keep, [], d, BatchNoise(1, 4), clip_x0=False) for s in (a, b, mixed)]
-    assert torch.equal(out[0], out[1])
-    assert not torch.equal(out[0], out[2])
+    x0 = prior.sample(2, torch.Generator().manual_seed(0)).float()
+    keep = keep_mask("genhalf", N, seed=0, image_id=0).expand(2, -1, -1, -1)
+    grid = coarse_grid(250, 6, 2.0)
+    threshold = float(d.alpha_bar[grid[threshold_level]])
+    analytic, posterior_steps = [], []
+    real_analytic, real_ddim = samplers.analytic_step, samplers.ddim_step
+
+    def spy_analytic(d_, x0_hat, eps, var, t, t_prev, z):
+        analytic.append(t)
+        return real_analytic(d_, x0_hat, eps, var, t, t_prev, z)
+
+    def spy_ddim(d_, x0_hat, eps, t, t_prev, eta, z):
+        if eta == 1.0 and z.abs().sum() > 0:  # a σ̃² step (analytic_step calls it with zero noise)
+            posterior_steps.append(t)
+        return real_ddim(d_, x0_hat, eps, t, t_prev, eta, z)
+
+    monkeypatch.setattr(samplers, "analytic_step", spy_analytic)
+    monkeypatch.setattr(samplers, "ddim_step", spy_ddim)
+    CoarseTravelSampler(steps=6, jump_n_sample=3, analytic_min_alpha_bar=threshold)(
+        model_fn, x0, keep, [], d, BatchNoise(1, 2), clip_x0=False
+    )
+    assert set(analytic) == set(grid[: threshold_level + 1])
+    assert set(posterior_steps) == set(grid[threshold_level + 1 :])
 
 
 def test_gaussian_prior_gets_enough_samples_for_a_full_rank_w2():
@@ -247,6 +263,7 @@ def test_gaussian_prior_gets_enough_samples_for_a_full_rank_w2():
     gauss = Setting("gaussian", N, ["genhalf", "ex64"], seed=0)
     holes = [int((k < 0.5).sum()) for k in gauss.keeps]
     assert sample_count(gauss, 10, 1.5) == math.ceil(1.5 * max(holes)) > max(holes)
+    assert sample_count(gauss, 10, 0.5) == max(holes) + 1  # never fewer samples than dimensions
     assert sample_count(gauss, 10_000, 1.5) == 10_000
     assert sample_count(gauss, 10, 0) == 10
     assert sample_count(Setting("mixture", N, ["genhalf"], seed=0), 10, 1.5) == 10  # no W2 on the mixture
@@ -256,9 +273,9 @@ def test_gaussian_prior_gets_enough_samples_for_a_full_rank_w2():
 def test_benchmark_rows_do_not_depend_on_the_number_of_processes():
     from repaint_pl.exact import FAST, benchmark
 
-    kwargs = dict(sizes=[4], priors=["gaussian", "mixture"], masks=["genhalf"], n=6, chosen=[FAST], log=lambda _: None)
+    kwargs = dict(sizes=[4, 6], priors=["gaussian", "mixture"], masks=["genhalf"], n=6, chosen=[FAST], log=lambda _: None)
     one, two = benchmark(**kwargs), benchmark(**kwargs, jobs=2)
     for rows in (one, two):
         for r in rows:
             r.pop("seconds")
-    assert repr(one) == repr(two) and len(one) == 4  # repr: nan == nan
+    assert repr(one) == repr(two) and len(one) == 8  # repr: nan == nan
