@@ -559,9 +559,12 @@ def _metric(row: dict, name: str) -> float:
     return abs(row["excess_nll"]) if name == "abs_excess_nll" else row[name]
 
 
+TIE = 1e-6  # metric values closer than this are equal (e.g. mode TVs of 1e-32 when both find the one mode)
+
+
 def verdict(rows: list[dict], fast: str, paper: str) -> tuple[str, int, int]:
     """Markdown table: per setting and metric, the fast sampler's error against the paper schedule's
-    (✓ when at or below it), with the exact posterior's own Monte Carlo floor; and (wins, comparisons)."""
+    (✓ when at or below it, ties within ``TIE`` included), with the exact posterior's own Monte Carlo floor; and (wins, comparisons)."""
     by = {(r["prior"], r["size"], r["mask"], r["sampler"]): r for r in rows}
     lines = [
         "| prior | size | mask | " + " | ".join(f"{METRIC_TITLES[m]}: ours / paper (floor)" for m in METRICS) + " |",
@@ -578,7 +581,7 @@ def verdict(rows: list[dict], fast: str, paper: str) -> tuple[str, int, int]:
             if math.isnan(b):
                 cells.append("–")
                 continue
-            ok = a <= b
+            ok = a <= b or math.isclose(a, b, rel_tol=1e-9, abs_tol=TIE)  # equal up to rounding: a tie
             wins, total = wins + ok, total + 1
             cells.append(f"{'✓' if ok else '✗'} {a:.3f} / {b:.3f} ({floor:.3f})")
         lines.append(f"| {prior} | {size}² | {mask} | " + " | ".join(cells) + " |")

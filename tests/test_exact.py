@@ -279,3 +279,16 @@ def test_benchmark_rows_do_not_depend_on_the_number_of_processes():
         for r in rows:
             r.pop("seconds")
     assert repr(one) == repr(two) and len(one) == 8  # repr: nan == nan
+
+
+def test_verdict_counts_wins_and_numerical_ties_but_not_losses():
+    from repaint_pl.exact import verdict
+
+    def row(sampler, mean_err, mode_tv):
+        return dict(prior="mixture", size=4, mask="genhalf", sampler=sampler, mean_err=mean_err, w2_rel=float("nan"),
+                    excess_nll=-0.01, mode_tv=mode_tv)
+
+    rows = [row("exact posterior", 0.05, 0.0), row("paper", 0.2, 1.0e-32), row("fast", 0.3, 1.1e-32)]
+    table, wins, total = verdict(rows, "fast", "paper")
+    assert (wins, total) == (2, 3)  # mean error lost, |excess NLL| equal, mode TV a tie at 1e-32
+    assert table.count("✗") == 1
