@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from ..schedules import count_network_calls  # noqa: E402
+from repaint_pl.schedules import count_network_calls  # noqa: E402
 from . import logic as L  # noqa: E402
 from .runner import SAMPLERS, Job, JobResult, Snapshot, apply_settings, can_respace, kept_transitions  # noqa: E402
 
@@ -690,7 +690,7 @@ def build_app(studio: Studio) -> gr.Blocks:
 
 def load_studio(model_args: list[str]) -> Studio:
     """The model of eval.py's flags (the texture model without any) and its held-out crops as examples."""
-    from ..cli import load_model
+    from repaint_pl.cli import load_model
 
     cli = load_model(model_args)
     model, dm = cli.model, cli.datamodule

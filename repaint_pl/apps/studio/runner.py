@@ -12,10 +12,10 @@ from typing import Any, Iterator, Optional, Sequence
 import torch
 from torch import Tensor
 
-from .. import samplers
-from ..sampler import RePaintSampler, SamplerState, StepState
-from ..sampler import Sampler as BaseSampler
-from ..schedules import count_network_calls
+from repaint_pl import samplers
+from repaint_pl.sampler import RePaintSampler, SamplerState, StepState
+from repaint_pl.sampler import Sampler as BaseSampler
+from repaint_pl.schedules import count_network_calls
 from .logic import Progress, StudioInputError, keep_indices, parse_indices, split_state, to_uint8
 
 

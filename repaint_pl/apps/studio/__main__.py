@@ -1,4 +1,4 @@
-"""``python -m repaint_pl.studio``: start the studio (the shipped texture model without model flags)."""
+"""``python -m repaint_pl.apps.studio``: start the studio (the shipped texture model without model flags)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ MAX_UPLOAD = "64mb"  # larger uploads are refused by the server with a message i
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """The studio's own flags; everything else goes to the model loader (eval.py's model flags)."""
     parser = argparse.ArgumentParser(
-        prog="python -m repaint_pl.studio",
+        prog="python -m repaint_pl.apps.studio",
         description="RePaint Studio: paint a mask, watch the trajectory live, branch from any kept step.",
         epilog="Any other argument is one of eval.py's model flags (--ckpt, --pretrained, --config, --accelerator, "
         "--model.*); without them the shipped texture model opens, with its held-out crops as examples.",

@@ -19,10 +19,10 @@ import yaml
 from PIL import Image
 from torch import Tensor
 
-from ..callbacks.writer import to_uint8 as writer_uint8
-from ..masks import MASK_TYPES, keep_mask
-from ..sampler import SamplerState, StepState
-from ..schedules import ExplicitTimes, JumpSchedule, ProfileSchedule, check_times, count_network_calls
+from repaint_pl.callbacks.writer import to_uint8 as writer_uint8
+from repaint_pl.masks import MASK_TYPES, keep_mask
+from repaint_pl.sampler import SamplerState, StepState
+from repaint_pl.schedules import ExplicitTimes, JumpSchedule, ProfileSchedule, check_times, count_network_calls
 
 MAX_UPLOAD_SIDE = 4096  # a bigger upload is refused (a page, not a crash)
 STUDIO_MASK_TYPES = ("thick", "thin", "nn2", "ev2li", "genhalf", "ex64", "box", "outpaint")
@@ -437,7 +437,7 @@ def reproduce_config(result: Result, model_config: dict[str, Any], extra: dict[s
     data_args.update(extra.get("data", {}))
     config: dict[str, Any] = {
         "model": model,
-        "data": {"class_path": "repaint_pl.studio.data.StudioDataModule", "init_args": data_args},
+        "data": {"class_path": "repaint_pl.apps.studio.data.StudioDataModule", "init_args": data_args},
         "writer": {"out_dir": "reproduced"},
     }
     if extra.get("ckpt"):
