@@ -1,4 +1,9 @@
-"""Shared fixtures: tiny random networks and small image folders made from scikit-image's photos."""
+"""Shared fixtures: tiny random networks and small image folders made from scikit-image's photos.
+
+Tests live in tiers, one folder each; every test is marked with its folder's tier (see pyproject.toml):
+``unit/`` (pure functions and contracts, seconds), ``integration/`` (modules and tiny networks, a few seconds
+each) and ``e2e/`` (eval.py/train.py end to end, DDP, the studio's browser, sweeps, benchmark commands; also
+marked ``slow``).  ``make test-fast`` runs ``-m "not slow"`` of unit and integration; ``make test`` runs all."""
 
 from __future__ import annotations
 
@@ -10,14 +15,70 @@ import torch
 from PIL import Image
 
 from repaint_pl.nets import UNetConfig
-from repaint_pl.tiny import randomize  # noqa: F401  (tests import it from here)
+from repaint_pl.apps.tiny import randomize  # noqa: F401  (tests import it from here)
 
 # tests never download: LPIPS/FID backbones come from $TORCH_HOME only (repaint_pl.scoring.load_backbone)
 os.environ.setdefault("REPAINT_NO_DOWNLOAD", "1")
 
 TINY = dict(preset="tiny")  # 32x32, 32 channels, learned variance
 
+TIERS = ("unit", "integration", "e2e")
 
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with the tier of its folder (tests/<tier>/...); e2e tests are also ``slow``."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for item in items:
+        tier = os.path.relpath(str(item.path), here).split(os.sep)[0]
+        if tier in TIERS:
+            item.add_marker(tier)
+            if tier == "e2e":
+                item.add_marker("slow")
+
+
+# eval.py on the tiny random network with a short schedule, on CPU (tests of eval.py and of loading use it)
+TINY_ARGS = [
+    "--model.net.preset",
+    "tiny",
+    "--model.diffusion.timestep_respacing",
+    "10",
+    "--model.schedule",
+    "JumpSchedule",
+    "--model.schedule.t_T",
+    "10",
+    "--model.schedule.jump_length",
+    "2",
+    "--model.schedule.jump_n_sample",
+    "2",
+    "--accelerator",
+    "cpu",
+    "--progress.refresh_rate",
+    "0",
+]
+
+
+def run(tmp, ckpt, folders, *extra):
+    from repaint_pl.cli import eval_main
+
+    out = os.path.join(tmp, "out")
+    args = [
+        "--ckpt",
+        ckpt,
+        "--data",
+        "repaint_pl.datamodules.InpaintFolderDataModule",
+        "--data.gt_path",
+        folders[0],
+        "--data.mask_path",
+        folders[1],
+        "--data.image_size",
+        "32",
+        "--writer.out_dir",
+        out,
+        *TINY_ARGS,
+        *extra,
+    ]
+    eval_main(args)
+    return out
 
 
 def photos(n: int = 3) -> list[tuple[str, np.ndarray]]:

@@ -12,7 +12,7 @@ from repaint_pl.datamodules.textures import CropStream, RandomCrops
 
 from repaint_pl.module import RePaintModule
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def recorder():
@@ -100,7 +100,7 @@ def record_processes(root, steps, devices):
         capture_output=True,
         text=True,
         cwd=root,
-        env=dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")])),
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.dirname(os.path.abspath(__file__))])),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {r: json.load(open(os.path.join(root, f"records_{r}.json"))) for r in range(devices)}

@@ -13,7 +13,7 @@ from repaint_pl.diffusion import DiffusionConfig
 from repaint_pl.module import RePaintModule
 from repaint_pl.nets import UNetConfig
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO = os.path.join(ROOT, "configs", "demo", "texture.yaml")
 WEIGHTS = os.path.join(ROOT, "weights", "texture32_ema.pt")
 

@@ -6,55 +6,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import randomize
+from conftest import TINY_ARGS, randomize, run
 from PIL import Image
 from repaint_pl.datamodules import load_image
 
 from repaint_pl.cli import eval_main
 from repaint_pl.nets import CheckpointError, UNetConfig
 from repaint_pl.original_conf import RepaintConfError, translate
-
-TINY_ARGS = [
-    "--model.net.preset",
-    "tiny",
-    "--model.diffusion.timestep_respacing",
-    "10",
-    "--model.schedule",
-    "JumpSchedule",
-    "--model.schedule.t_T",
-    "10",
-    "--model.schedule.jump_length",
-    "2",
-    "--model.schedule.jump_n_sample",
-    "2",
-    "--accelerator",
-    "cpu",
-    "--progress.refresh_rate",
-    "0",
-]
-
-
-def run(tmp, ckpt, folders, *extra):
-    out = os.path.join(tmp, "out")
-    args = [
-        "--ckpt",
-        ckpt,
-        "--data",
-        "repaint_pl.datamodules.InpaintFolderDataModule",
-        "--data.gt_path",
-        folders[0],
-        "--data.mask_path",
-        folders[1],
-        "--data.image_size",
-        "32",
-        "--writer.out_dir",
-        out,
-        *TINY_ARGS,
-        *extra,
-    ]
-    eval_main(args)
-    return out
-
 
 def read(out, kind, name):
     return np.array(Image.open(os.path.join(out, kind, name)))
@@ -177,7 +135,7 @@ def test_command_line_errors_are_one_line(tmp_path, tiny_ckpt, image_folders):
     import subprocess
     import sys
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     args = [
         sys.executable,
         os.path.join(root, "eval.py"),

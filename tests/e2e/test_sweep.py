@@ -13,7 +13,7 @@ from PIL import Image
 from repaint_pl.schedules import count_network_calls, jump_times
 from repaint_pl.sweep import SweepConfigError, check, load_sweep, main, pairwise_fill_distance, points
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def tiny_sweep(tmp, ckpt, folders, **extra):

@@ -10,7 +10,7 @@ import yaml
 from repaint_pl.cli import TrainCLI, eval_main, train_main
 from repaint_pl.module import RePaintModule
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN_CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "train", "*.yaml")))
 
 

@@ -5,8 +5,7 @@ import os
 
 import pytest
 import torch
-from conftest import TINY, randomize
-from test_eval import run
+from conftest import TINY, randomize, run
 
 from repaint_pl import cli
 from repaint_pl.nets import CheckpointError, UNetConfig, read_checkpoint

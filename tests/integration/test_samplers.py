@@ -24,7 +24,7 @@ from repaint_pl.samplers import (
 )
 from repaint_pl.schedules import count_network_calls, jump_times
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 K = 20
 TABLE = jump_times(K, 1, 5, 3)  # jumps: every sampler that walks the table sees forward steps too
 

@@ -10,7 +10,7 @@ from repaint_pl.cli import RePaintCLI, prepare_eval_argv
 from repaint_pl.module import RePaintModule
 from repaint_pl.nets import ClassifierConfig, UNetConfig
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True))
 NOT_EVAL = (os.path.join("configs", "train"), os.path.join("configs", "experiments"))  # train.py; sweeps (test_sweep)
 EVAL_CONFIGS = [p for p in CONFIGS if not os.path.relpath(p, ROOT).startswith(NOT_EVAL)]

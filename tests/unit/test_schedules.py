@@ -195,7 +195,7 @@ def test_schedule_command_reads_the_eval_configs(tmp_path, capsys):
 
     from repaint_pl.schedules import main
 
-    config = os.path.join(os.path.dirname(__file__), "..", "configs", "schedule", "late.yaml")
+    config = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "schedule", "late.yaml")
     times = main(["--config", config, "--plot", str(tmp_path / "late.png")])
     assert count_transitions(times) == (2410, 2160) and (tmp_path / "late.png").exists()
     assert "2410 network calls" in capsys.readouterr().out
