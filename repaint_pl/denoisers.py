@@ -11,23 +11,29 @@ guidance, a classifier's gradient):
 - ``StableDiffusionDenoiser``: a text-conditioned ``UNet2DConditionModel`` with CLIP prompts and CFG
   (runs in the VAE latent space of ``repaint_pl.spaces.LatentSpace``).
 
-Every denoiser has ``diffusion`` (the respaced sampling process), ``clip_x0`` (the range x0
-predictions are clipped to, or None) and ``bind(cond, noise) -> (model_fn, grad_fn)``.
+Every denoiser has ``diffusion`` (the respaced sampling process, a ``NoiseProcess`` whose ``decode``
+reads the output), ``clip_x0`` (the range x0 predictions are clipped to, or None),
+``bind(cond, noise) -> (model_fn, grad_fn)`` and ``parts()`` (the modules the LightningModule holds,
+by the names its checkpoints use).  A denoiser that trains (ADM) also has ``training_process``,
+``train_output(x_t, t, y)`` and ``trainable_parameters()``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any, Callable, Literal, Optional, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterator, Literal, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .diffusion import Diffusion, DiffusionConfig
+from .nets import ClassifierConfig, UNetConfig, load_weights
+from .nets.adm import Attention
+from .nets.presets import NUM_CLASSES
 from .noise import NoiseSource
-from .sampler import GradFn, ModelFn
+from .sampling import GradFn, ModelFn
 
 DType = Literal["float32", "float16", "bfloat16"]
 
@@ -52,6 +58,16 @@ class Denoiser(ABC):
 
     @abstractmethod
     def bind(self, cond: Conditioning, noise: NoiseSource) -> tuple[ModelFn, Optional[GradFn]]: ...
+
+    def parts(self) -> dict[str, nn.Module]:
+        """The modules to hold (and checkpoint) under these names: the denoiser itself if it is a module."""
+        return {"denoiser": self} if isinstance(self, nn.Module) else {}
+
+    def train_output(self, x_t: Tensor, t: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        raise ValueError(f"{type(self).__name__} is not trained here: train.py trains guided-diffusion (ADM) nets")
+
+    def trainable_parameters(self) -> Iterator[nn.Parameter]:
+        raise ValueError(f"{type(self).__name__} is not trained here: train.py trains guided-diffusion (ADM) nets")
 
 
 def adm_model_fn(net: Callable[..., Tensor], diffusion: Diffusion, y: Optional[Tensor] = None) -> ModelFn:
@@ -88,36 +104,91 @@ def class_labels(cond: Conditioning, noise: NoiseSource, num_classes: int, class
 
 
 class ADMDenoiser(Denoiser):
-    """guided-diffusion's UNet (``forward_net(x, base_timestep, y)``) and optional noisy-image classifier.
+    """guided-diffusion's UNet (+ optional noisy-image classifier): the released checkpoints and train.py's nets.
 
-    The random class draw happens even for unconditional nets, as in the original code, so that
-    the noise stream (class, x_T, step noises…) is the same for every model.
+    Args:
+        net: the UNet (preset name and/or flags); diffusion: the process it was trained for and its
+            respacing for sampling; classifier / classifier_scale: guidance (None / 0: none);
+        class_label: one class for every image of a class-conditional net (the original's ``cond_y``),
+            else the batch's ``y``, else a random class per image;
+        clip_denoised: clip x0 predictions to [-1, 1]; attention: ``einsum`` (the released numerics) or
+            ``sdpa``; channels_last: NHWC layout for the net; compile: ``torch.compile`` mode (None: eager).
+
+    The random class draw happens even for unconditional nets, as in the original code, so that the
+    noise stream (class, x_T, step noises…) is the same for every model.  ``forward_net(x, base_t, y)``
+    is an attribute: a benchmark may wrap it to count or time the network calls.
     """
 
     def __init__(
         self,
-        forward_net: Callable[..., Tensor],
-        diffusion: Diffusion,
-        num_classes: Optional[int],
-        classifier: Optional[nn.Module] = None,
+        net: UNetConfig,
+        diffusion: DiffusionConfig,
+        classifier: Optional[ClassifierConfig] = None,
         classifier_scale: float = 0.0,
         class_label: Optional[int] = None,
         clip_denoised: bool = True,
-        label_range: int = 1000,
+        attention: Attention = "einsum",
+        channels_last: bool = False,
+        compile: Optional[str] = None,
     ):
-        self.forward_net, self.diffusion, self.num_classes = forward_net, diffusion, num_classes
-        self.classifier, self.classifier_scale, self.class_label = classifier, classifier_scale, class_label
+        if net.flags()["learn_sigma"] != diffusion.learns_variance:
+            raise ValueError(
+                f"net.learn_sigma={net.flags()['learn_sigma']} does not match diffusion.variance="
+                f"{diffusion.variance!r} (learned variances need learn_sigma, fixed ones must not have it)"
+            )
+        self.net_config, self.diffusion_config = net, diffusion
+        self.net = net.build()
+        self.net.set_attention_backend(attention)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.net.to(memory_format=self.memory_format)
+        self._compiled = torch.compile(self.net, mode=compile) if compile else self.net
+        self.classifier = classifier.build() if classifier is not None else None
+        if self.classifier is not None:
+            self.classifier.set_attention_backend(attention)
+            self.classifier.requires_grad_(False)
+        self.classifier_scale, self.class_label = classifier_scale, class_label
         self.clip_x0 = 1.0 if clip_denoised else None
-        self.label_range = label_range
+        self.num_classes = self.net.num_classes
+        self.diffusion = diffusion.build(respaced=True)
+        self.training_process = diffusion.build(respaced=False)
+        self.forward_net = self.run_net
+
+    def run_net(self, x: Tensor, timesteps: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """The network (compiled if asked) on x in the configured memory layout."""
+        return self._compiled(x.contiguous(memory_format=self.memory_format), timesteps, y)
+
+    def respace(self, steps: int) -> None:
+        """Sample with ``steps`` respaced steps from now on."""
+        self.diffusion_config = replace(self.diffusion_config, timestep_respacing=str(int(steps)))
+        self.diffusion = self.diffusion_config.build(respaced=True)
+
+    def parts(self) -> dict[str, nn.Module]:
+        return {"net": self.net} | ({"classifier": self.classifier} if self.classifier is not None else {})
+
+    def load_net_weights(self, state: dict[str, Tensor], source: str) -> None:
+        load_weights(self.net, state, source, f"net {self.net_config.preset or 'UNet'}")
+
+    def load_classifier_weights(self, state: dict[str, Tensor], source: str) -> None:
+        if self.classifier is None:
+            raise ValueError(f"{source}: a classifier checkpoint was given but model.classifier is not configured")
+        load_weights(self.classifier, state, source, "the classifier")
 
     def bind(self, cond: Conditioning, noise: NoiseSource) -> tuple[ModelFn, Optional[GradFn]]:
-        labels = class_labels(cond, noise, self.num_classes or self.label_range, self.class_label)
+        labels = class_labels(cond, noise, self.num_classes or NUM_CLASSES, self.class_label)
         d = self.diffusion.to(cond.device)
-        model_fn = adm_model_fn(self.forward_net, d, labels if self.num_classes is not None else None)
+        model_fn = adm_model_fn(lambda *a: self.forward_net(*a), d, labels if self.num_classes is not None else None)
         grad_fn = None
         if self.classifier is not None and self.classifier_scale > 0:
             grad_fn = classifier_grad_fn(self.classifier, d, labels, self.classifier_scale)
         return model_fn, grad_fn
+
+    def train_output(self, x_t: Tensor, t: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """The raw output at training levels ``t`` (base timesteps) of the full process."""
+        d = self.training_process.to(x_t.device)
+        return self.forward_net(x_t, d.model_time(t), y if self.num_classes is not None else None).float()
+
+    def trainable_parameters(self) -> Iterator[nn.Parameter]:
+        return self.net.parameters()
 
 
 # --------------------------------------------------------------------------

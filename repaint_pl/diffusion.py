@@ -5,14 +5,22 @@ stored once as float32 tensors (the precision the original samples with), so tha
 sampling does the same float32 arithmetic as the original code.  ``Diffusion.to``
 puts every table on the sampling device; the sampling loop then only indexes them.
 
-Shapes: ``x_t``, ``x0`` are ``[B, C, H, W]`` in ``[-1, 1]``; ``t`` is a respaced index,
-either a 0-d tensor (same step for the whole batch) or ``[B]``.
+The one decoder of the network output is ``NoiseProcess.decode``: it turns any raw output (ε, x0 or v,
+with or without C channels of learned variance) into ``Decoded(x0, eps, log_var)``; every sampler and
+the training loss read the network through it (``NoiseProcess.target`` is its inverse, the training
+target).  ``Diffusion`` (discrete DDPM, x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε) is one implementation; a
+continuous-time process (e.g. rectified flow, x_t = (1−σ)·x0 + σ·ε with a velocity output) is another
+implementation of the same small interface.
+
+Shapes: ``x_t``, ``x0`` are ``[B, C, H, W]`` in ``[-1, 1]``.  Time convention: ``t`` is a respaced index,
+an int (one step for the whole batch, ``-1`` = clean data), or a long tensor (0-d, or ``[B]`` for training).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields, replace
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import numpy as np
 import torch
@@ -37,8 +45,9 @@ class DiffusionConfig:
     timestep_respacing: ``""`` (all), ``"250"``, ``"10,15,20"`` or ``"ddim50"``;
     timestep_spacing: ``guided`` (guided-diffusion's even spacing) or diffusers' ``leading`` /
     ``trailing`` / ``linspace`` (then ``timestep_respacing`` is a step count), with ``steps_offset``;
-    predict_xstart: the network predicts x0 instead of ε (``prediction_type`` overrides it:
-    ``epsilon``, ``sample`` = x0, ``v_prediction`` = √ᾱ·ε − √(1−ᾱ)·x0);
+    prediction: what the network outputs: ``epsilon`` (ε), ``sample`` (x0) or ``v_prediction``
+    (v = √ᾱ·ε − √(1−ᾱ)·x0); ``predict_xstart`` (guided-diffusion's flag) and ``prediction_type``
+    (diffusers' name) are accepted as aliases and folded into ``prediction``;
     variance: ``learned_range`` (learn_sigma, 2C outputs), ``learned`` (log σ² outputs),
     ``fixed_small`` (posterior σ̃²) or ``fixed_large`` (β);
     rescale_timesteps: feed the network t·1000/steps instead of the integer step;
@@ -48,7 +57,7 @@ class DiffusionConfig:
     steps: int = 1000
     noise_schedule: BetaSchedule = "linear"
     timestep_respacing: str = "250"
-    predict_xstart: bool = False
+    prediction: Prediction = "epsilon"
     variance: Variance = "learned_range"
     rescale_timesteps: bool = False
     use_kl: bool = False
@@ -58,16 +67,21 @@ class DiffusionConfig:
     trained_betas: Optional[list[float]] = None
     timestep_spacing: Spacing = "guided"
     steps_offset: int = 0
-    prediction_type: Optional[Prediction] = None
+    predict_xstart: Optional[bool] = None  # alias: True -> prediction="sample"
+    prediction_type: Optional[Prediction] = None  # alias of prediction (diffusers' name)
+
+    def __post_init__(self) -> None:
+        # fold the aliases into ``prediction`` so that one field says what the output means
+        prediction = self.prediction_type or ("sample" if self.predict_xstart else self.prediction)
+        if prediction not in ("epsilon", "sample", "v_prediction"):
+            raise ValueError(f"diffusion.prediction={prediction!r}: expected epsilon, sample or v_prediction")
+        object.__setattr__(self, "prediction", prediction)
+        object.__setattr__(self, "predict_xstart", None)
+        object.__setattr__(self, "prediction_type", None)
 
     @property
     def learns_variance(self) -> bool:
         return self.variance in ("learned", "learned_range")
-
-    @property
-    def prediction(self) -> Prediction:
-        """What the network's (first C) output channels mean."""
-        return self.prediction_type or ("sample" if self.predict_xstart else "epsilon")
 
     def base_betas(self) -> np.ndarray:
         if self.trained_betas is not None:
@@ -97,8 +111,64 @@ def _f32(a: np.ndarray) -> Tensor:
     return torch.from_numpy(np.asarray(a, dtype=np.float64)).float()
 
 
+Time = Union[int, Tensor]
+
+
 @dataclass(frozen=True)
-class Diffusion:
+class Decoded:
+    """What one network output at (x_t, t) says, all ``[B, C, H, W]`` float32.
+
+    ``x0``/``eps``: the predictions of the clean image and of the noise, consistent with each other
+    (x_t = a_t·x0 + s_t·eps); ``log_var``: log σ² of the reverse step p(x_{t-1} | x_t) where the process
+    has one (DDPM: learned from the extra channels, or fixed), else None.
+    """
+
+    x0: Tensor
+    eps: Tensor
+    log_var: Optional[Tensor] = None
+
+
+class NoiseProcess(ABC):
+    """A Gaussian noise process x_t = a_t·x0 + s_t·ε over levels t = 0..K-1 (t = -1: the clean data).
+
+    The small interface every sampler speaks: ``scales`` (a_t, s_t), ``transition`` (the forward
+    marginal between two levels, for jumps back in time), ``decode`` (the one reading of a raw network
+    output), ``target`` (its inverse, for training), ``posterior`` (the reverse step's mean given x0),
+    ``model_time`` (what the network is fed for level t) and ``to`` (the tables on a device).
+    """
+
+    num_timesteps: int
+
+    @abstractmethod
+    def scales(self, t: Time) -> tuple[Tensor, Tensor]:
+        """(a_t, s_t), shaped to broadcast against ``[B, C, H, W]``; t = -1 gives (1, 0)."""
+
+    @abstractmethod
+    def transition(self, t: int, s: int) -> tuple[Tensor, Tensor]:
+        """(r, σ) of the forward marginal q(x_s | x_t) = N(r·x_t, σ²·I) for levels s > t."""
+
+    @abstractmethod
+    def decode(self, output: Tensor, x_t: Tensor, t: Time) -> Decoded:
+        """The raw network output at (x_t, t) read as (x0, ε, log σ²)."""
+
+    @abstractmethod
+    def target(self, x0: Tensor, noise: Tensor, t: Time) -> Tensor:
+        """What the network should output at x_t = a_t·x0 + s_t·noise (the training target)."""
+
+    @abstractmethod
+    def posterior(self, x0: Tensor, x_t: Tensor, t: Time) -> Tensor:
+        """The mean of q(x_{t-1} | x_t, x0), with t-1 the level below t."""
+
+    @abstractmethod
+    def model_time(self, t: Tensor) -> Tensor:
+        """What the network is fed for the levels ``t`` (long ``[B]``)."""
+
+    @abstractmethod
+    def to(self, device: torch.device | str) -> "NoiseProcess": ...
+
+
+@dataclass(frozen=True)
+class Diffusion(NoiseProcess):
     """Per-timestep constants of one diffusion process (all 1-D float32 tensors except ``timestep_map``)."""
 
     config: DiffusionConfig
@@ -164,6 +234,57 @@ class Diffusion:
             return base_t.float() * (1000.0 / self.config.steps)
         return base_t
 
+    # ---------------------------------------------------------------- the NoiseProcess interface
+
+    def scales(self, t: Time) -> tuple[Tensor, Tensor]:
+        """(√ᾱ_t, √(1−ᾱ_t)), float32 square roots of the float32 ᾱ (the original's known-region weights)."""
+        if isinstance(t, int) and t < 0:
+            one = torch.ones((), device=self.betas.device)
+            return one, torch.zeros_like(one)
+        return _at(self.sqrt_alpha_bar, t), _at(self.sqrt_one_minus_alpha_bar, t)
+
+    def transition(self, t: int, s: int) -> tuple[Tensor, Tensor]:
+        """q(x_s | x_t): one level up is RePaint's N(√(1−β_s)·x_t, β_s) from the β tables (as the
+        original computes it); further up N(√(ᾱ_s/ᾱ_t)·x_t, (1 − ᾱ_s/ᾱ_t))."""
+        if s == t + 1:
+            return self.sqrt_one_minus_beta[s], self.sqrt_beta[s]
+        ratio = self.alpha_bar[s] / (self.alpha_bar[t] if t >= 0 else 1.0)
+        return ratio.sqrt(), (1 - ratio).clamp(min=0).sqrt()
+
+    def decode(self, output: Tensor, x_t: Tensor, t: Time) -> Decoded:
+        """ε, x0 or v (``config.prediction``) plus optional variance channels -> (x0, ε, log σ²), in float32.
+
+        ε: x0 = x_t/√ᾱ − √(1/ᾱ − 1)·ε;  x0: ε = (x_t − √ᾱ·x0)/√(1−ᾱ);  v = √ᾱ·ε − √(1−ᾱ)·x0:
+        x0 = √ᾱ·x_t − √(1−ᾱ)·v, ε = √(1−ᾱ)·x_t + √ᾱ·v.
+        """
+        output, x_t = output.float(), x_t.float()  # the posterior in float32 whatever the network's dtype
+        pred, var_values = split_output(output, x_t.shape[1])
+        a, s = self.scales(t)
+        kind = self.config.prediction
+        if kind == "epsilon":
+            eps = pred
+            x0 = _at(self.sqrt_recip_alpha_bar, t) * x_t - _at(self.sqrt_recipm1_alpha_bar, t) * eps
+        elif kind == "sample":
+            x0, eps = pred, (x_t - a * pred) / s
+        else:
+            x0, eps = a * x_t - s * pred, s * x_t + a * pred
+        # a learned variance needs the extra channels; samplers that don't use log σ² work without them
+        missing = var_values is None and self.config.learns_variance
+        return Decoded(x0, eps, None if missing else model_log_variance(self, var_values, t))
+
+    def target(self, x0: Tensor, noise: Tensor, t: Time) -> Tensor:
+        kind = self.config.prediction
+        if kind == "epsilon":
+            return noise
+        if kind == "sample":
+            return x0
+        a, s = self.scales(t)
+        return a * noise - s * x0
+
+    def posterior(self, x0: Tensor, x_t: Tensor, t: Time) -> Tensor:
+        """μ̃_t(x_t, x0) = coef_x0·x0 + coef_xt·x_t."""
+        return _at(self.posterior_coef_x0, t) * x0 + _at(self.posterior_coef_xt, t) * x_t
+
 
 def _at(table: Tensor, t: Tensor) -> Tensor:
     """Table value(s) at ``t``, shaped to broadcast against ``[B, C, H, W]``."""
@@ -172,57 +293,18 @@ def _at(table: Tensor, t: Tensor) -> Tensor:
 
 
 # --------------------------------------------------------------------------
-# Forward process
+# Forward process and the reverse step p(x_{t-1} | x_t)
 # --------------------------------------------------------------------------
 
 
-def q_sample(d: Diffusion, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
-    """x_t ~ q(x_t | x0) = N(√ᾱ_t·x0, (1-ᾱ_t)·I), with the given ε."""
-    return _at(d.sqrt_alpha_bar, t) * x0 + _at(d.sqrt_one_minus_alpha_bar, t) * noise
-
-
-def forward_jump(d: Diffusion, x_prev: Tensor, t: Tensor, noise: Tensor) -> Tensor:
-    """RePaint's jump back in time: x_t ~ N(√(1-β_t)·x_{t-1}, β_t·I)."""
-    return _at(d.sqrt_one_minus_beta, t) * x_prev + _at(d.sqrt_beta, t) * noise
-
-
-def q_posterior_mean(d: Diffusion, x0: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
-    """μ̃_t(x_t, x0), the mean of q(x_{t-1} | x_t, x0)."""
-    return _at(d.posterior_coef_x0, t) * x0 + _at(d.posterior_coef_xt, t) * x_t
-
-
-# --------------------------------------------------------------------------
-# Reverse process p(x_{t-1} | x_t)
-# --------------------------------------------------------------------------
-
-
-def predict_x0_from_eps(d: Diffusion, x_t: Tensor, t: Tensor, eps: Tensor) -> Tensor:
-    """x0 = x_t/√ᾱ_t - √(1/ᾱ_t - 1)·ε."""
-    return _at(d.sqrt_recip_alpha_bar, t) * x_t - _at(d.sqrt_recipm1_alpha_bar, t) * eps
-
-
-def predict_x0_from_v(d: Diffusion, x_t: Tensor, t: Tensor, v: Tensor) -> Tensor:
-    """x0 = √ᾱ_t·x_t − √(1−ᾱ_t)·v  (v = √ᾱ_t·ε − √(1−ᾱ_t)·x0, Salimans & Ho)."""
-    return _at(d.sqrt_alpha_bar, t) * x_t - _at(d.sqrt_one_minus_alpha_bar, t) * v
-
-
-def predict_x0(d: Diffusion, x_t: Tensor, t: Tensor, pred: Tensor) -> Tensor:
-    """The x0 prediction from the network's ε, x0 or v output (``d.config.prediction``)."""
-    kind = d.config.prediction
-    if kind == "sample":
-        return pred
-    if kind == "v_prediction":
-        return predict_x0_from_v(d, x_t, t, pred)
-    return predict_x0_from_eps(d, x_t, t, pred)
-
-
-def eps_from_x0(d: Diffusion, x_t: Tensor, t: Tensor, x0: Tensor) -> Tensor:
-    """ε = (x_t − √ᾱ_t·x0) / √(1−ᾱ_t)."""
-    return (x_t - _at(d.sqrt_alpha_bar, t) * x0) / _at(d.sqrt_one_minus_alpha_bar, t)
+def q_sample(d: NoiseProcess, x0: Tensor, t: Time, noise: Tensor) -> Tensor:
+    """x_t ~ q(x_t | x0) = N(a_t·x0, s_t²·I), with the given ε."""
+    a, s = d.scales(t)
+    return a * x0 + s * noise
 
 
 def split_output(model_output: Tensor, channels: int) -> tuple[Tensor, Tensor | None]:
-    """Split a network output into (ε or x0 prediction, variance values or None)."""
+    """Split a network output into (ε, x0 or v prediction, variance values or None)."""
     if model_output.shape[1] == channels:
         return model_output, None
     if model_output.shape[1] == 2 * channels:
@@ -230,7 +312,7 @@ def split_output(model_output: Tensor, channels: int) -> tuple[Tensor, Tensor | 
     raise ValueError(f"network output has {model_output.shape[1]} channels; expected {channels} or {2 * channels}")
 
 
-def model_log_variance(d: Diffusion, var_values: Tensor | None, t: Tensor) -> Tensor:
+def model_log_variance(d: Diffusion, var_values: Tensor | None, t: Time) -> Tensor:
     """log σ²_t of p(x_{t-1} | x_t): learned (range) from the network's extra channels, or fixed."""
     kind = d.config.variance
     if kind in ("learned", "learned_range") and var_values is None:
@@ -245,17 +327,16 @@ def model_log_variance(d: Diffusion, var_values: Tensor | None, t: Tensor) -> Te
 
 
 def p_mean_variance(
-    d: Diffusion, model_output: Tensor, x_t: Tensor, t: Tensor, clip_x0: bool = True
+    d: NoiseProcess, model_output: Tensor, x_t: Tensor, t: Time, clip_x0: bool | float = True
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(mean, log variance, x0 prediction) of p(x_{t-1} | x_t) from the raw network output."""
-    # the posterior in float32 even when the network runs in bfloat16/float16
-    model_output, x_t = model_output.float(), x_t.float()
-    pred, var_values = split_output(model_output, x_t.shape[1])
-    log_var = model_log_variance(d, var_values, t)
-    x0_pred = predict_x0(d, x_t, t, pred)
+    out = d.decode(model_output, x_t, t)
+    if out.log_var is None:
+        raise ValueError(f"the reverse step needs log σ²: a network with 2C output channels (learn_sigma) for {d.config.variance!r}")
+    x0_pred = out.x0
     if clip_x0:  # True: [-1, 1]; a number: [-clip_x0, clip_x0]
         x0_pred = x0_pred.clamp(-float(clip_x0), float(clip_x0))
-    return q_posterior_mean(d, x0_pred, x_t, t), log_var, x0_pred
+    return d.posterior(x0_pred, x_t.float(), t), out.log_var, x0_pred
 
 
 # --------------------------------------------------------------------------
@@ -290,7 +371,7 @@ def _mean_flat(x: Tensor) -> Tensor:
 def vlb_terms(d: Diffusion, model_output: Tensor, x0: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
     """L_{t-1} of the variational bound per sample, in bits: KL to the true posterior, or the decoder NLL at t=0."""
     mean, log_var, _ = p_mean_variance(d, model_output, x_t, t, clip_x0=False)
-    true_mean = q_posterior_mean(d, x0, x_t, t)
+    true_mean = d.posterior(x0, x_t, t)
     kl = _mean_flat(normal_kl(true_mean, _at(d.posterior_log_var, t), mean, log_var)) / np.log(2.0)
     nll = -_mean_flat(discretized_gaussian_log_likelihood(x0, mean, 0.5 * log_var)) / np.log(2.0)
     return torch.where(t == 0, nll, kl)
@@ -301,7 +382,7 @@ def training_losses(
 ) -> dict[str, Tensor]:
     """Per-sample losses for a network output at (x_t, t), x_t = q_sample(x0, t, noise).
 
-    ``mse`` is L_simple (on ε, or on x0 with predict_xstart).  A network that learns its
+    ``mse`` is L_simple on the network's own output (ε, x0 or v: ``NoiseProcess.target``).  A network that learns its
     variance adds ``vb``, the bound term L_t with the mean's gradient stopped: the hybrid
     loss L_simple + λ·L_vlb with λ = 1/num_timesteps, or λ = 0.001 for any number of
     steps with ``rescale_learned_sigmas`` (vb scaled by num_timesteps/1000), as in
@@ -311,11 +392,7 @@ def training_losses(
     if cfg.use_kl:
         return {"loss": vlb_terms(d, model_output, x0, x_t, t) * d.num_timesteps}
     pred, var_values = split_output(model_output, channels)
-    targets = {"epsilon": noise, "sample": x0}
-    target = targets.get(cfg.prediction)
-    if target is None:  # v = √ᾱ·ε − √(1−ᾱ)·x0
-        target = _at(d.sqrt_alpha_bar, t) * noise - _at(d.sqrt_one_minus_alpha_bar, t) * x0
-    losses = {"mse": _mean_flat((target - pred) ** 2)}
+    losses = {"mse": _mean_flat((d.target(x0, noise, t) - pred) ** 2)}
     if var_values is not None:
         frozen = torch.cat([pred.detach(), var_values], dim=1)
         vb = vlb_terms(d, frozen, x0, x_t, t)

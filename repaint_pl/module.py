@@ -1,6 +1,8 @@
-"""RePaintModule: the LightningModule that holds a diffusion network and runs RePaint or training.
+"""RePaintModule: the LightningModule that composes a denoiser, a space and a sampler.
 
-Thin by design: the math lives in ``diffusion``, the loop in ``sampler``, the network in ``nets``.
+Thin by design: encode → bind → sample → decode → paste, and training through the denoiser.  The
+math lives in ``diffusion`` (the process and its one decoder), the loop in ``sampling``, the networks
+in ``denoisers`` / ``nets``.
 
 Batches are dicts: ``image`` ``[B, C, H, W]`` in ``[-1, 1]``; ``keep_mask`` ``[B, 1|C, H, W]``
 (1 = known); ``id`` ``[B]`` (the sample id that seeds the sample's generator); optional
@@ -20,12 +22,11 @@ from jsonargparse import lazy_instance
 from torch import Tensor
 
 from .denoisers import ADMDenoiser, Conditioning, Denoiser
-from .diffusion import DiffusionConfig, q_sample, training_losses
-from .nets import ClassifierConfig, UNetConfig, load_weights
+from .diffusion import Diffusion, DiffusionConfig, q_sample, training_losses
+from .nets import ClassifierConfig, UNetConfig
 from .nets.adm import Attention
-from .nets.presets import NUM_CLASSES
-from .noise import GlobalNoise, NoiseSource, PerSampleNoise, sample_seed
-from .sampler import RePaintSampler, Sampler, SamplerState, StepHook, StepState
+from .noise import GlobalNoise, NoiseSource, PerSampleNoise, check_global_noise, sample_seed
+from .sampling import RePaintSampler, Sampler, SamplerState, StepHook, StepState
 from .schedules import JumpSchedule, TimeTable
 from .spaces import PixelSpace, Space
 
@@ -38,34 +39,22 @@ def _as(cls: type, value: Any) -> Any:
 
 
 class RePaintModule(L.LightningModule):
-    """A denoiser in a space, inpainting with RePaint (or another sampler); an ADM UNet also trains here.
-
-    It composes encode → bind → sample → decode → paste: the *denoiser* (network + noise process)
-    binds a batch's conditioning into the sampler's ``model_fn``; the *space* (pixels, or a VAE's
-    latents) encodes the known image and mask and decodes the result.
+    """A denoiser in a space, inpainting with RePaint (or another sampler); a denoiser that trains trains here.
 
     Args:
-        net: the guided-diffusion UNet (preset name and/or flags) of the default ADM denoiser.
-        diffusion: the diffusion process the net was trained for, and its respacing for sampling.
-        denoiser: another model family instead of the ADM net (``repaint_pl.denoisers.DiffusersDenoiser``,
-            ``StableDiffusionDenoiser``, …); then ``net``, ``diffusion`` and the classifier are unused.
+        denoiser: the model family (``repaint_pl.denoisers.DiffusersDenoiser``, ``StableDiffusionDenoiser``,
+            …); None: guided-diffusion's ADM UNet built from the ADM arguments below (``ADMDenoiser``).
         space: ``PixelSpace`` (default) or ``LatentSpace`` (Stable Diffusion's VAE).
-        sampler: ``RePaintSampler`` (default) or another sampler over the same protocol.
+        sampler: ``RePaintSampler`` (default) or another sampler of ``repaint_pl.sampling``.
         schedule: RePaint time table (default: the paper's jumps, 10 steps × 10, from t_T = all respaced steps).
-        classifier: noisy-image classifier for guidance (None: no guidance).
-        classifier_scale: guidance scale s (0: no guidance).
-        class_label: one class for every image of a class-conditional net (the original's ``cond_y``);
-            else the batch's ``y``, else a random class per image from the sample's generator.
-        clip_denoised: clip the x0 prediction to [-1, 1].
         paste_known: paste the known pixels into the result (None: the space's default: off in pixels,
             as the original writes the raw sample; on in latent spaces).
         noise: ``per_sample`` (one generator per sample id) or ``global`` (the original's stream).
         seed: seeds the per-sample generators (``global``: seeds the device's generator at predict start).
-        attention: ``einsum`` (the released numerics) or ``sdpa`` (fused attention).
-        channels_last: NHWC memory layout for the network (faster convolutions on CPUs and tensor cores).
-        compile: ``torch.compile`` mode for the network's forward (``default``, ``reduce-overhead``
-            = with CUDA graphs, ``max-autotune``…); None runs it eagerly.
         lr, weight_decay: AdamW settings for training.
+        net, diffusion, classifier, classifier_scale, class_label, clip_denoised, attention, channels_last,
+            compile: the ADM denoiser's arguments (see ``ADMDenoiser``), kept at the top of the model's
+            config under guided-diffusion's names; unused with ``denoiser``.
     """
 
     def __init__(
@@ -91,74 +80,51 @@ class RePaintModule(L.LightningModule):
     ):
         super().__init__()
         net, diffusion = _as(UNetConfig, net), _as(DiffusionConfig, diffusion)
-        classifier = _as(ClassifierConfig, classifier)
         self.save_hyperparameters(
             {"net": asdict(net), "diffusion": asdict(diffusion), "lr": lr, "weight_decay": weight_decay}
         )
-        self.net_config, self.diffusion_config = net, diffusion
-        self.space, self.sampler = space, sampler
-        self.noise_mode, self.seed = noise, seed
+        if denoiser is None:
+            denoiser = ADMDenoiser(
+                net, diffusion, _as(ClassifierConfig, classifier), classifier_scale, class_label, clip_denoised,
+                attention, channels_last, compile,
+            )  # fmt: skip
+        self.denoiser, self.space, self.sampler, self.schedule = denoiser, space, sampler, schedule
+        for name, part in denoiser.parts().items():  # held by the names the checkpoints use (net.*, …)
+            self.add_module(name, part)
+        self.net, self.classifier = getattr(denoiser, "net", None), getattr(denoiser, "classifier", None)
+        self.noise_mode, self.seed, self.lr, self.weight_decay = noise, seed, lr, weight_decay
         self.paste_known = space.paste_by_default if paste_known is None else paste_known
-        self.schedule = schedule
         self.step_hooks: list[StepHook] = []
         self._global_noise_seeded = False
-        self.lr, self.weight_decay = lr, weight_decay
-        if denoiser is not None:  # another model family: no ADM net
-            self.denoiser, self.net, self.classifier = denoiser, None, None
-            self.sampling = denoiser.diffusion
-            self.times = schedule.times(self.sampling.num_timesteps)
-            return
-        self.net = net.build()
-        self.net.set_attention_backend(attention)
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.net.to(memory_format=self.memory_format)
-        # kept out of the module tree so that checkpoints hold plain parameter names
-        self._compiled = {"net": torch.compile(self.net, mode=compile)} if compile else {}
-        self._check_variance(net, diffusion)
-        self.classifier = classifier.build() if classifier is not None else None
-        if self.classifier is not None:
-            self.classifier.set_attention_backend(attention)
-            self.classifier.requires_grad_(False)
-        self.classifier_scale, self.class_label = classifier_scale, class_label
-        self.clip_denoised = clip_denoised
-        self.sampling = diffusion.build(respaced=True)
-        self.training_diffusion = diffusion.build(respaced=False)
-        self.times = schedule.times(self.sampling.num_timesteps)
-        self.denoiser = ADMDenoiser(
-            lambda *args: self.forward_net(*args),  # late-bound: a benchmark's clock may wrap forward_net
-            self.sampling,
-            self.net.num_classes,
-            self.classifier,
-            classifier_scale,
-            class_label,
-            clip_denoised,
-            label_range=NUM_CLASSES,
-        )
 
-    @staticmethod
-    def _check_variance(net: UNetConfig, diffusion: DiffusionConfig) -> None:
-        if net.flags()["learn_sigma"] != diffusion.learns_variance:
-            raise ValueError(
-                f"net.learn_sigma={net.flags()['learn_sigma']} does not match diffusion.variance="
-                f"{diffusion.variance!r} (learned variances need learn_sigma, fixed ones must not have it)"
-            )
+    # ------------------------------------------------------------------ the denoiser's process
 
-    # ------------------------------------------------------------------ weights
+    @property
+    def sampling(self) -> Diffusion:
+        """The respaced sampling process (the denoiser's)."""
+        return self.denoiser.diffusion
+
+    @sampling.setter
+    def sampling(self, process: Diffusion) -> None:
+        self.denoiser.diffusion = process
+
+    @property
+    def times(self) -> list[int]:
+        """The configured time table over the sampling process."""
+        return self.schedule.times(self.sampling.num_timesteps)
+
+    @property
+    def diffusion_config(self) -> DiffusionConfig:
+        """The ADM denoiser's diffusion config (AttributeError for other denoisers)."""
+        return self.denoiser.diffusion_config
 
     def load_net_weights(self, state: dict[str, Tensor], source: str) -> None:
-        load_weights(self.net, state, source, f"net {self.net_config.preset or 'UNet'}")
+        self.denoiser.load_net_weights(state, source)
 
     def load_classifier_weights(self, state: dict[str, Tensor], source: str) -> None:
-        if self.classifier is None:
-            raise ValueError(f"{source}: a classifier checkpoint was given but model.classifier is not configured")
-        load_weights(self.classifier, state, source, "the classifier")
+        self.denoiser.load_classifier_weights(state, source)
 
     # ------------------------------------------------------------------ sampling
-
-    def forward_net(self, x: Tensor, timesteps: Tensor, y: Optional[Tensor] = None) -> Tensor:
-        """The network (compiled if asked) on x in the configured memory layout."""
-        net = self._compiled.get("net", self.net)
-        return net(x.contiguous(memory_format=self.memory_format), timesteps, y)
 
     @property
     def network_calls_per_image(self) -> int:
@@ -167,11 +133,7 @@ class RePaintModule(L.LightningModule):
     def _noise(self, ids: Tensor, device: torch.device) -> NoiseSource:
         if self.noise_mode == "global":
             if torch.distributed.is_available() and torch.distributed.is_initialized():
-                if torch.distributed.get_world_size() > 1:  # every process would draw the same stream
-                    raise ValueError(
-                        f"model.noise='global' draws one stream per process: it cannot run on "
-                        f"{torch.distributed.get_world_size()} processes; use one device or model.noise=per_sample"
-                    )
+                check_global_noise(torch.distributed.get_world_size())
             if not self._global_noise_seeded:
                 torch.manual_seed(self.seed)
                 self._global_noise_seeded = True
@@ -228,6 +190,7 @@ class RePaintModule(L.LightningModule):
         """Unconditional ancestral samples (RePaint with nothing known and no jumps)."""
         if self.net is None:
             raise ValueError("sample(): unconditional previews need the ADM net (model.net)")
+        # RePaint with nothing known and no jumps
         size = image_size or self.net.image_size
         blank = torch.zeros(len(ids), self.net.in_channels, size, size, device=self.device)
         plain = list(range(self.sampling.num_timesteps - 1, -2, -1))
@@ -280,12 +243,10 @@ class RePaintModule(L.LightningModule):
         The loss math runs in float32 whatever the trainer's precision (the network in its own).
         """
         x0 = batch["image"].float()
-        d = self.training_diffusion.to(x0.device)
+        d = self.denoiser.training_process.to(x0.device)
         t, noise = self.draw_training_noise(x0, d.num_timesteps, generator)
         x_t = q_sample(d, x0, t, noise)
-        y = batch.get("y") if self.net.num_classes is not None else None
-        out = self.forward_net(x_t, d.model_time(t), y).float()
-        return training_losses(d, out, x0, x_t, t, noise)
+        return training_losses(d, self.denoiser.train_output(x_t, t, batch.get("y")), x0, x_t, t, noise)
 
     @staticmethod
     def draw_training_noise(
@@ -320,7 +281,7 @@ class RePaintModule(L.LightningModule):
         self.log_dict({f"val/{k}": v.mean() for k, v in losses.items()}, batch_size=len(batch["image"]), sync_dist=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        return torch.optim.AdamW(self.denoiser.trainable_parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
 
 __all__ = ["RePaintModule", "StepState", "SamplerState"]

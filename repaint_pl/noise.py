@@ -88,3 +88,12 @@ class GlobalNoise:
 
     def set_state(self, states: Sequence[Tensor]) -> None:
         raise ValueError("noise: global cannot continue a saved state; use noise: per_sample")
+
+
+def check_global_noise(world_size: int) -> None:
+    """``noise: global`` draws one stream per process: refuse it on several processes (they would all draw it)."""
+    if world_size > 1:
+        raise ValueError(
+            f"model.noise=global draws the original's single stream: it cannot run on {world_size} processes; "
+            f"use --devices 1 or model.noise=per_sample"
+        )

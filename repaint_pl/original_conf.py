@@ -28,7 +28,6 @@ _CLASSIFIER_FLAGS = (
 _DIFFUSION_FLAGS = {
     "diffusion_steps": "steps",
     "noise_schedule": "noise_schedule",
-    "predict_xstart": "predict_xstart",
     "rescale_timesteps": "rescale_timesteps",
     "use_kl": "use_kl",
     "rescale_learned_sigmas": "rescale_learned_sigmas",
@@ -114,6 +113,7 @@ def _net(conf: dict[str, Any]) -> dict[str, Any]:
 
 def _diffusion(conf: dict[str, Any]) -> dict[str, Any]:
     d = {ours: conf[theirs] for theirs, ours in _DIFFUSION_FLAGS.items() if conf.get(theirs) is not None}
+    d["prediction"] = "sample" if conf.get("predict_xstart") else "epsilon"
     d["timestep_respacing"] = str(conf.get("timestep_respacing") or "")
     # the original's create_model_and_diffusion never passes sigma_small on: fixed_large whatever it says
     d["variance"] = "learned_range" if conf.get("learn_sigma") else "fixed_large"

@@ -59,7 +59,7 @@ def diffusion_from_scheduler(
         timestep_respacing=str(steps) if steps else "",
         timestep_spacing=cfg.get("timestep_spacing", "leading") if steps else "guided",
         steps_offset=int(cfg.get("steps_offset", 0)),
-        prediction_type=cfg.get("prediction_type", "epsilon"),
+        prediction=cfg.get("prediction_type", "epsilon"),
         variance=VARIANCE[variance],
     )
     clip = float(cfg.get("clip_sample_range", 1.0)) if cfg.get("clip_sample", True) else None

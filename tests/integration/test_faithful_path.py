@@ -22,9 +22,9 @@ from repaint_pl.diffusion import DiffusionConfig
 from repaint_pl.module import RePaintModule
 from repaint_pl.nets import ClassifierConfig, UNetConfig
 from repaint_pl.noise import GlobalNoise, PerSampleNoise
-from repaint_pl.sampler import repaint
+from repaint_pl.sampling import repaint
 from repaint_pl.schedules import JumpSchedule
-from repaint_pl.tiny import randomize
+from repaint_pl.apps.tiny import randomize
 
 SEED = 5
 

@@ -19,13 +19,13 @@ from PIL import Image
 
 from repaint_pl.cli import eval_main
 from repaint_pl.denoisers import Conditioning, StableDiffusionDenoiser
-from repaint_pl.diffusion import DiffusionConfig, p_mean_variance, predict_x0
+from repaint_pl.diffusion import DiffusionConfig, p_mean_variance
 from repaint_pl.module import RePaintModule
 from repaint_pl.noise import PerSampleNoise
 from repaint_pl.pretrained import PretrainedError, diffusion_from_scheduler
 from repaint_pl.schedules import ExplicitTimes, JumpSchedule
 from repaint_pl.spaces import LatentSpace, PixelSpace, latent_keep_mask
-from repaint_pl.tiny import tiny_ddpm_pipeline, tiny_sd_pipeline
+from repaint_pl.apps.tiny import tiny_ddpm_pipeline, tiny_sd_pipeline
 
 diffusers = pytest.importorskip("diffusers")
 transformers = pytest.importorskip("transformers")
@@ -103,7 +103,7 @@ def test_prediction_types_give_diffusers_x0(kind):
     g = torch.Generator().manual_seed(0)
     x_t, out = torch.randn(2, 3, 8, 8, generator=g), torch.randn(2, 3, 8, 8, generator=g)
     for t in (0, 17, 500, 999):
-        ours = predict_x0(d, x_t, torch.tensor(t), out)
+        ours = d.decode(out, x_t, torch.tensor(t)).x0
         theirs = scheduler.step(out, t, x_t, generator=torch.Generator().manual_seed(1)).pred_original_sample
         assert torch.allclose(ours, theirs, atol=1e-5), t
 
@@ -479,7 +479,7 @@ def test_per_image_prompts_reach_the_denoiser(tiny_sd):
 @pytest.mark.slow
 def test_latent_benchmark_compares_equal_network_calls(tiny_sd):
     """Both sides of the latent benchmark drive the same UNet equally often, and both keep the known pixels."""
-    from repaint_pl import bench_latent as bl
+    from repaint_pl.apps import bench_latent as bl
 
     setup = bl.LatentBenchSetup(pretrained=tiny_sd, batch_size=1, steps=6, jump_length=2, jump_n_sample=2, repeats=1)
     r = bl.run_benchmark(setup)

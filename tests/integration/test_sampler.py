@@ -9,7 +9,7 @@ from repaint_pl.denoisers import adm_model_fn
 from repaint_pl.diffusion import DiffusionConfig
 from repaint_pl.nets import UNetConfig
 from repaint_pl.noise import GlobalNoise, PerSampleNoise, sample_seed
-from repaint_pl.sampler import repaint, reverse_step
+from repaint_pl.sampling import repaint, reverse_step
 from repaint_pl.schedules import jump_times, linear_betas, respace_betas, space_timesteps
 
 K = 20

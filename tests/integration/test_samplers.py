@@ -1,4 +1,4 @@
-"""The samplers of repaint_pl.samplers: invariants every sampler keeps, RePaintSampler = repaint() bit
+"""The samplers of repaint_pl.sampling: invariants every sampler keeps, RePaintSampler = repaint() bit
 for bit, their costs, configs, and the step math against direct formulas."""
 
 import glob
@@ -9,19 +9,20 @@ import pytest
 import torch
 
 from repaint_pl.diffusion import DiffusionConfig
-from repaint_pl.exact import ExactDenoiser, gaussian_prior
+from repaint_pl.apps.exact.priors import ExactDenoiser, gaussian_prior
+from repaint_pl.diffusion import Decoded
 from repaint_pl.noise import PerSampleNoise
-from repaint_pl.sampler import Sampler, repaint
-from repaint_pl.samplers import (
+from repaint_pl.sampling import (
     CoarseTravelSampler,
     DDIMRePaintSampler,
     DDNMSampler,
     DiffPIRSampler,
     RePaintSampler,
+    Sampler,
     coarse_grid,
-    ddim_step,
-    renoise,
+    repaint,
 )
+from repaint_pl.sampling.steps import ddim_step, renoise
 from repaint_pl.schedules import count_network_calls, jump_times
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -128,7 +129,7 @@ def test_ddim_step_with_eta_one_is_the_ddpm_posterior(d):
     mean = (ab_prev.sqrt() * beta * x0_hat + (1 - beta).sqrt() * (1 - ab_prev) * x_t) / (1 - ab)
     var = beta * (1 - ab_prev) / (1 - ab)
     z = images(seed=7)
-    torch.testing.assert_close(ddim_step(d, x0_hat, eps, t, t - 1, 1.0, z), mean + var.sqrt() * z, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ddim_step(d, Decoded(x0_hat, eps), t, t - 1, 1.0, z), mean + var.sqrt() * z, atol=1e-5, rtol=0)
 
 
 def test_renoise_composes_like_the_forward_process(d):

@@ -6,15 +6,13 @@ import torch
 
 from repaint_pl.diffusion import (
     DiffusionConfig,
-    forward_jump,
     model_log_variance,
     normal_kl,
     p_mean_variance,
-    predict_x0_from_eps,
-    q_posterior_mean,
     q_sample,
     training_losses,
 )
+from repaint_pl.sampling.steps import renoise
 from repaint_pl.schedules import linear_betas, respace_betas, space_timesteps
 
 
@@ -47,14 +45,14 @@ def test_rescaled_model_time():
 def test_x0_from_eps_inverts_q_sample(d):
     g = torch.Generator().manual_seed(0)
     x0, eps, t = torch.rand(2, 3, 8, 8, generator=g) * 2 - 1, torch.randn(2, 3, 8, 8, generator=g), torch.tensor(30)
-    torch.testing.assert_close(predict_x0_from_eps(d, q_sample(d, x0, t, eps), t, eps), x0, atol=1e-5, rtol=0)
+    torch.testing.assert_close(d.decode(eps, q_sample(d, x0, t, eps), t).x0, x0, atol=1e-5, rtol=0)
 
 
 def test_posterior_mean_formula(d):
     x0, x_t, t = torch.full((1, 1, 1, 1), 0.3), torch.full((1, 1, 1, 1), -0.7), 20
     ab, beta, ab_prev = reference(t)
     expected = beta * np.sqrt(ab_prev) / (1 - ab) * 0.3 + (1 - ab_prev) * np.sqrt(1 - beta) / (1 - ab) * -0.7
-    assert q_posterior_mean(d, x0, x_t, torch.tensor(t)).item() == pytest.approx(expected, rel=1e-5)
+    assert d.posterior(x0, x_t, torch.tensor(t)).item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_learned_range_interpolates_between_fixed_variances(d):
@@ -76,16 +74,16 @@ def test_fixed_variances():
 
 
 def test_x0_prediction_mode_and_clipping():
-    d = DiffusionConfig(timestep_respacing="50", predict_xstart=True, variance="fixed_large").build()
+    d = DiffusionConfig(timestep_respacing="50", prediction="sample", variance="fixed_large").build()
     x_t = torch.zeros(1, 3, 2, 2)
     _, _, x0 = p_mean_variance(d, torch.full((1, 3, 2, 2), 5.0), x_t, torch.tensor(3), clip_x0=True)
     assert torch.all(x0 == 1.0)
 
 
-def test_forward_jump_moments(d):
+def test_one_level_jump_moments(d):
     g = torch.Generator().manual_seed(1)
     x = torch.full((20000,), 0.5).view(-1, 1, 1, 1)
-    out = forward_jump(d, x, torch.tensor(40), torch.randn(x.shape, generator=g))
+    out = renoise(d, x, 39, 40, torch.randn(x.shape, generator=g))
     beta = reference(40)[1]
     assert out.mean().item() == pytest.approx(np.sqrt(1 - beta) * 0.5, abs=0.01)
     assert out.var().item() == pytest.approx(beta, rel=0.05)
