@@ -29,6 +29,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from repaint_pl.files import atomic_write
 from repaint_pl.sampler import SamplerState, StepState
 
 from .writer import RePaintWriter
@@ -46,11 +47,8 @@ def state_path(state_dir: str, name: str) -> str:
 
 
 def save_state(path: str, state: dict[str, Any]) -> None:
-    """Write one sample's state atomically."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Write one sample's state atomically (one ``OutputError`` naming ``path`` on failure)."""
+    atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_state(path: str) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
 from torch import Tensor
 
+from repaint_pl.files import atomic_write
+
 KINDS = ("inpainted", "gt", "gt_masked", "gt_keep_mask")
 
 
@@ -35,19 +37,15 @@ def enlarge(x: Tensor, min_side: int = 128) -> Tensor:
 
 
 def save_png(array: np.ndarray, path: str) -> None:
-    """Write a PNG atomically: a half-written file never appears under ``path``."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    """Write a PNG atomically (``repaint_pl.files.atomic_write``): a half-written file never appears under
+    ``path``, and a failure is one ``OutputError`` naming it."""
+    picture = Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array)
+    atomic_write(path, lambda f: picture.save(f, format="PNG"))
 
 
 def save_json(obj: Any, path: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
+    """Write JSON atomically (one ``OutputError`` naming ``path`` on failure)."""
+    atomic_write(path, json.dumps(obj))
 
 
 def output_images(image: Tensor, keep_mask: Tensor, inpainted: Tensor) -> dict[str, Tensor]:

@@ -21,6 +21,7 @@ from lightning.pytorch.cli import LightningCLI
 from .module import RePaintModule
 from .nets import RELEASED_FILES, read_checkpoint
 from .nets.checkpoint import is_lightning_checkpoint, sub_state_dict
+from .files import OutputError
 from .original_conf import translate_file
 
 REPO_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
@@ -83,8 +84,24 @@ def cached_checkpoint(path: str, trust: bool = False, keep: bool = False) -> dic
 
 
 def _trusted(argv: list[str]) -> bool:
-    """Whether argv opts in to unpickling checkpoints (``--trust_checkpoint true``)."""
+    """Whether argv opts in to unpickling checkpoints (``--trust_checkpoint true``).
+
+    Only the command line can: a config file travels with the files it names (a studio bundle's
+    ``config.yaml`` beside a ``weights.pt``), so a ``trust_checkpoint`` it sets is never read.
+    """
     return str(_option(argv, "--trust_checkpoint")).lower() in ("true", "yes", "1")
+
+
+def trust_from_command_line(argv: list[str], parsed: Any) -> bool:
+    """The effective ``trust_checkpoint``: the command line's flag; a config file's ``true`` is ignored (warned)."""
+    trust = _trusted(argv)
+    if parsed and not trust:
+        print(
+            "warning: trust_checkpoint in a config file is ignored: unpickling a checkpoint is allowed only by "
+            "the command-line flag --trust_checkpoint true",
+            file=sys.stderr,
+        )
+    return trust
 
 
 def _released_preset_config(ckpt: str) -> Optional[str]:
@@ -283,7 +300,7 @@ def eval_cli(argv: list[str]) -> RePaintCLI:
                 seed_everything_default=0,
             )
         config = cli.config
-        load_checkpoints(cli.model, config["ckpt"], config["classifier_ckpt"], config["trust_checkpoint"])
+        config["trust_checkpoint"] = trust_from_command_line(argv, config["trust_checkpoint"])
     finally:
         _KEPT_CHECKPOINTS.clear()
     return cli
@@ -342,7 +359,13 @@ class TrainCLI(LightningCLI):
 
 
 def train_main(args: Optional[list[str]] = None) -> TrainCLI:
-    """``train.py``: fit a DDPM (LightningCLI ``fit``); ``--ckpt_path`` resumes."""
+    """``train.py``: fit a DDPM (LightningCLI ``fit``); ``--ckpt_path`` resumes.
+
+    A non-finite loss ends the run (``FiniteTraining``: one line naming the step, exit status 2), and
+    no checkpoint with non-finite weights is written.
+    """
+    from repaint_pl.callbacks import FiniteTraining
+
     argv = expand_aliases(sys.argv[1:] if args is None else args)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
@@ -353,23 +376,36 @@ def train_main(args: Optional[list[str]] = None) -> TrainCLI:
             run=False,
             args=argv,
             save_config_kwargs={"overwrite": True},
+            # always, next to the config's callbacks: a NaN/inf loss stops the run before a checkpoint of it
+            trainer_defaults={"callbacks": [FiniteTraining()]},
         )
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
     return cli
 
 
 def command(main: Callable[[], Any]) -> None:
-    """Run an entry point; bad input (files, checkpoints, configs) ends with one line and exit status 2.
+    """Run an entry point; bad input (files, checkpoints, configs) and I/O failures (a read-only or full
+    disk, an output path that is a file) end with one line naming the path, and exit status 2.
 
     ``REPAINT_DEBUG=1`` shows the full traceback instead.
     """
     try:
         main()
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:
         if os.environ.get("REPAINT_DEBUG"):
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(2)
+
+
+def one_line(e: BaseException) -> str:
+    """The message of ``e`` on one line; an OSError as ``path: reason`` (``[Errno 28] …: 'path'`` otherwise)."""
+    if isinstance(e, OSError) and not isinstance(e, OutputError) and e.filename is not None:
+        target = f"{e.filename} -> {e.filename2}" if e.filename2 is not None else f"{e.filename}"
+        text = f"{target}: {e.strerror or type(e).__name__}"
+    else:
+        text = str(e) or type(e).__name__
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def eval_command() -> None:

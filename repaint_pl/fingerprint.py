@@ -19,6 +19,8 @@ import json
 import os
 from typing import Any, Iterable, Mapping, Optional
 
+from . import files
+
 FINGERPRINT_FILE = "fingerprint.json"
 HASH_CACHE_FILE = ".weights_hashes.json"
 WEIGHT_KEYS = ("ckpt", "classifier_ckpt", "pretrained", "config_dir")
@@ -144,15 +146,25 @@ def describe(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 6) -> 
 
 
 def read_json(path: str) -> Optional[dict[str, Any]]:
+    """The JSON at ``path`` (``repaint_pl.files.read_json``), None if absent; unreadable: one line naming it."""
     try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
+        return files.read_json(path)
     except (OSError, ValueError) as e:
         raise FingerprintMismatch(
             f"{path}: unreadable ({e.__class__.__name__}); remove it or pass --writer.overwrite true"
         ) from None
+
+
+PICTURE_DIRS = ("meta", "inpainted")  # the writer's meta files (written last per input) and its results
+
+
+def holds_pictures(out_dir: str) -> bool:
+    """Whether ``out_dir`` holds any picture or meta file (not only a fingerprint, config or report)."""
+    for sub in PICTURE_DIRS:
+        for _, _, names in os.walk(os.path.join(out_dir, sub)):
+            if any(not n.endswith(".tmp") for n in names):
+                return True
+    return False
 
 
 def check_out_dir(out_dir: str, fp: Mapping[str, Any], overwrite: bool) -> None:
@@ -161,14 +173,13 @@ def check_out_dir(out_dir: str, fp: Mapping[str, Any], overwrite: bool) -> None:
         return
     old = read_json(os.path.join(out_dir, FINGERPRINT_FILE))
     if old is None:
-        meta = os.path.join(out_dir, "meta")
-        if os.path.isdir(meta) and any(files for _, _, files in os.walk(meta)):
+        if holds_pictures(out_dir):
             raise FingerprintMismatch(
                 f"{out_dir}: holds outputs without a {FINGERPRINT_FILE} (an older run); use another "
                 f"--writer.out_dir, or --writer.overwrite true to sample everything again"
             )
         return
-    if differences(old, fp):
+    if differences(old, fp) and holds_pictures(out_dir):  # a failed run's empty folder takes a new config
         raise FingerprintMismatch(
             f"{out_dir}: holds the pictures of another configuration ({describe(old, fp)}); use another "
             f"--writer.out_dir, or --writer.overwrite true to sample everything again"
@@ -176,12 +187,8 @@ def check_out_dir(out_dir: str, fp: Mapping[str, Any], overwrite: bool) -> None:
 
 
 def save_json(obj: Any, path: str) -> None:
-    """Write JSON atomically."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True, default=str)
-    os.replace(tmp, path)
+    """Write JSON atomically (``repaint_pl.files``: one ``OutputError`` naming ``path`` on failure)."""
+    files.write_json(obj, path, indent=1, sort_keys=True, default=str)
 
 
 def load_cache(out_dir: str) -> dict[str, str]:

@@ -94,7 +94,20 @@ def check_fits(module: nn.Module, state: Mapping[str, torch.Tensor], source: str
         raise CheckpointError(f"{source}: weights do not fit {what} (wrong file or preset?): {detail}")
 
 
+def check_finite(state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Raise CheckpointError naming ``source`` and the first floating-point tensor holding NaN or inf."""
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(
+                f"{source}: weights hold non-finite values (NaN or inf), first in {key} ({bad} of {value.numel()}); "
+                f"the training run that made them diverged: use an earlier checkpoint"
+            )
+
+
 def load_weights(module: nn.Module, state: Mapping[str, torch.Tensor], source: str, what: str = "the network") -> None:
-    """Strict load of ``state`` into ``module`` (dtypes follow the module, e.g. fp16 torso)."""
+    """Strict load of ``state`` into ``module`` (dtypes follow the module, e.g. fp16 torso); weights that
+    hold NaN or inf (a diverged training run) are refused."""
     check_fits(module, state, source, what)
+    check_finite(state, source)
     module.load_state_dict(state, strict=True)

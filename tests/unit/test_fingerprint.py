@@ -97,6 +97,9 @@ def test_a_folder_of_another_configuration_is_refused_in_one_line(tmp_path):
     old = fingerprint(CONFIG, "cpu")
     with open(os.path.join(out, FINGERPRINT_FILE), "w") as f:
         json.dump(old, f)
+    os.makedirs(os.path.join(out, "meta"))  # the folder holds a picture of that configuration
+    with open(os.path.join(out, "meta", "a.json"), "w") as f:
+        json.dump({"fingerprint": "old"}, f)
     same_pictures = dict(CONFIG, trainer=dict(CONFIG["trainer"], devices=8), writer={"overwrite": True})
     check_out_dir(out, fingerprint(same_pictures, "cpu"), overwrite=False)
     new = fingerprint(dict(CONFIG, model=dict(CONFIG["model"], seed=4)), "cpu")
