@@ -52,6 +52,7 @@ def test_layout_and_attention_match_fp32(reference, options, tolerance):
     assert (out - reference).abs().max() <= tolerance
 
 
+@pytest.mark.slow
 def test_bf16_autocast_stays_close_to_fp32(reference):
     """bf16 networks round differently; the pictures stay within 0.005 on average and 0.05 at worst (in [-1, 1])."""
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -72,6 +73,7 @@ def test_compiled_module_keeps_plain_checkpoint_keys():
     assert all(k.startswith("net.") for k in m.state_dict())
 
 
+@pytest.mark.slow
 def test_benchmark_runs_and_saves_its_report(tmp_path):
     out = tmp_path / "bench.json"
     r = bench_main(
