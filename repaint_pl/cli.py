@@ -24,7 +24,7 @@ from .nets.checkpoint import is_lightning_checkpoint, sub_state_dict
 from .files import OutputError
 from .original_conf import translate_file
 
-REPO_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+from .paths import CONFIGS as REPO_CONFIGS
 ALIASES = {
     "--devices": "--trainer.devices",
     "--accelerator": "--trainer.accelerator",

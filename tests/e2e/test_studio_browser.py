@@ -31,7 +31,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def studio_url():
-    from repaint_pl.studio.app import build_app, load_studio
+    from repaint_pl.apps.studio.app import build_app, load_studio
 
     demo = build_app(load_studio([]))
     demo.queue(default_concurrency_limit=1)

@@ -11,7 +11,8 @@ import yaml
 from PIL import Image
 
 from repaint_pl.schedules import count_network_calls, jump_times
-from repaint_pl.sweep import SweepConfigError, check, load_sweep, main, pairwise_fill_distance, points
+from repaint_pl.apps.measure import pairwise_fill_distance
+from repaint_pl.apps.sweep import SweepConfigError, check, load_sweep, main, points
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -133,6 +134,60 @@ def test_bad_sweep_files_are_one_line_errors(tmp_path, text, message):
 def test_a_point_that_does_not_parse_is_reported(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("eval: [--config=configs/demo/texture.yaml]\naxes: {model.no_such_option: [1]}\n")
+    with pytest.raises(SweepConfigError, match="do not parse"):
+        check(load_sweep(str(path)), [])
+
+
+def test_check_prepares_a_pretrained_point_as_eval_does(tmp_path):
+    """``--pretrained DIR`` stands for a denoiser config that eval.py puts first; ``--steps`` then sets that
+    denoiser's steps.  (A check of its own that skipped the preparation refused this valid point.)"""
+    from repaint_pl.apps.sweep import parse_eval_args
+    from repaint_pl.apps.tiny import tiny_ddpm_pipeline
+
+    folder = str(tmp_path / "ddpm")
+    tiny_ddpm_pipeline().save_pretrained(folder)
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        f"eval: [--pretrained={folder}, --data=repaint_pl.datamodules.TextureDataModule]\naxes: {{steps: [5, 7]}}\n"
+    )
+    assert check(load_sweep(str(path)), []) == 2
+    model = parse_eval_args([f"--pretrained={folder}", "--data=repaint_pl.datamodules.TextureDataModule", "--steps=7"])
+    assert model["model"]["denoiser"]["class_path"].endswith("DiffusersDenoiser")
+    assert model["model"]["denoiser"]["init_args"]["steps"] == 7
+
+
+def test_check_prepares_an_original_conf_point_as_eval_does(tmp_path, tiny_ckpt, image_folders):
+    """``--repaint_conf`` brings its model, schedule, data and checkpoint first, as in eval.py, and an axis
+    overrides them.  (A check of its own that skipped the translation found no data and refused the point.)"""
+    from repaint_pl.apps.sweep import parse_eval_args
+
+    conf = {
+        "image_size": 32, "num_channels": 32, "num_res_blocks": 1, "attention_resolutions": "8",
+        "channel_mult": "1,2", "num_head_channels": 32, "learn_sigma": True, "class_cond": False,
+        "diffusion_steps": 1000, "noise_schedule": "linear", "timestep_respacing": "10", "model_path": tiny_ckpt,
+        "schedule_jump_params": {"t_T": 10, "n_sample": 1, "jump_length": 2, "jump_n_sample": 2},
+        "data": {"eval": {"mine": {
+            "mask_loader": True, "gt_path": image_folders[0], "mask_path": image_folders[1], "image_size": 32,
+            "batch_size": 1, "random_flip": False, "paths": {"srs": str(tmp_path / "log" / "srs")},
+        }}},
+    }  # fmt: skip
+    (tmp_path / "conf.yml").write_text(yaml.safe_dump(conf))
+    path = tmp_path / "s.yaml"
+    path.write_text(f"eval: [--repaint_conf={tmp_path / 'conf.yml'}]\naxes: {{jump_n_sample: [1, 3]}}\n")
+    assert check(load_sweep(str(path)), []) == 2
+    config = parse_eval_args([f"--repaint_conf={tmp_path / 'conf.yml'}", "--jump_n_sample=3"])
+    assert config["ckpt"] == tiny_ckpt and config["model"]["diffusion"]["timestep_respacing"] == "10"
+    assert config["model"]["schedule"]["init_args"]["jump_length"] == 2
+    assert config["model"]["schedule"]["init_args"]["jump_n_sample"] == 3
+    assert config["data"]["init_args"]["gt_path"] == image_folders[0]
+
+
+@pytest.mark.parametrize("conf", ["missing.yml", "broken.yml"])
+def test_check_reads_an_original_conf_as_eval_does(tmp_path, conf):
+    """``--repaint_conf`` is translated as eval.py translates it: a conf eval.py would refuse fails the check."""
+    (tmp_path / "broken.yml").write_text("model_path: [unclosed\n")
+    path = tmp_path / "s.yaml"
+    path.write_text(f"eval: [--repaint_conf={tmp_path / conf}]\naxes: {{jump_n_sample: [1, 2]}}\n")
     with pytest.raises(SweepConfigError, match="do not parse"):
         check(load_sweep(str(path)), [])
 

@@ -6,17 +6,11 @@ import math
 import pytest
 import torch
 
+from repaint_pl.apps.exact.__main__ import main
+from repaint_pl.apps.exact.benchmark import Contender, Setting
+from repaint_pl.apps.exact.posterior import posterior, score
+from repaint_pl.apps.exact.priors import BatchNoise, ExactDenoiser, gaussian_prior, mixture_prior
 from repaint_pl.diffusion import DiffusionConfig
-from repaint_pl.exact import (
-    BatchNoise,
-    ExactDenoiser,
-    Setting,
-    gaussian_prior,
-    main,
-    mixture_prior,
-    posterior,
-    score,
-)
 from repaint_pl.masks import keep_mask
 from repaint_pl.samplers import RePaintSampler
 from repaint_pl.schedules import jump_times
@@ -133,8 +127,6 @@ def genhalf_setting():
 
 
 def repaint_errors(setting, jump_n_sample, n=400):
-    from repaint_pl.exact import Contender
-
     c = Contender("RePaint", RePaintSampler(), 250, 10, jump_n_sample)
     (samples,), _ = setting.run(c, n, seed=1)
     return score(setting.unknown(samples, 0), setting.posteriors[0], setting.entropies[0])
@@ -157,26 +149,35 @@ def test_time_table_of_the_paper_costs_2410_calls():
 
 @pytest.mark.slow
 def test_benchmark_command_writes_csv_summary_and_plot(tmp_path):
-    from repaint_pl import exact
+    from repaint_pl.apps.exact.benchmark import core_contenders
 
     args = ["--sizes", "4", "--priors", "mixture", "--masks", "genhalf", "--samples", "8", "--core_from", "4"]
     rows = main(["--out", str(tmp_path), *args])
-    assert {r["sampler"] for r in rows} == {"exact posterior"} | {c.label for c in exact.core_contenders()}
+    assert {r["sampler"] for r in rows} == {"exact posterior"} | {c.label for c in core_contenders()}
     for name in ("exact.csv", "summary.md", "exact.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert "2410" in (tmp_path / "summary.md").read_text()
 
 
 def test_texture_metrics_against_direct_formulas():
-    from repaint_pl.exact_texture import diversity, fill_metrics
+    from repaint_pl.apps.exact.texture import diversity, fill_metrics
+    from repaint_pl.scoring import Scorer
 
     gt = torch.full((1, 1, 16, 16), 0.5)
     keep = torch.ones(1, 1, 16, 16)
     keep[..., 4:12, 4:12] = 0
     result = gt + 0.1 * (1 - keep)  # error 0.1 on the whole hole: PSNR 20 dB, also on its seam band
-    m = fill_metrics(gt, result, keep, seam=2)
-    assert m["psnr_fill"].item() == pytest.approx(20.0, abs=1e-4)
-    assert m["psnr_seam"].item() == pytest.approx(20.0, abs=1e-4)
+    (m,) = fill_metrics(gt, result, keep, seam=2)
+    assert m["psnr_fill"] == pytest.approx(20.0, abs=1e-4)
+    assert m["psnr_seam"] == pytest.approx(20.0, abs=1e-4)
+    result[..., 4:6, 4:12] += 0.1  # the seam band's top rows are worse than the hole's middle
+    (m,) = fill_metrics(gt, result, keep, seam=2)
+    (scored,) = Scorer(lpips=()).score(gt, result, keep)  # eval.py's metrics.csv: the same fill figures
+    assert (m["psnr_fill"], m["ssim_fill"]) == (scored["psnr_fill"], scored["ssim_fill"])
+    band = torch.zeros_like(keep, dtype=torch.bool)
+    band[..., 4:6, 4:12] = band[..., 10:12, 4:12] = band[..., 4:12, 4:6] = band[..., 4:12, 10:12] = True
+    seam_mse = ((gt - result) ** 2)[band].mean()
+    assert m["psnr_seam"] == pytest.approx(float(10 * torch.log10(1 / seam_mse)), abs=1e-4)
     fills = torch.stack([torch.zeros(1, 16, 16), 0.2 * (1 - keep[0])])  # two seeds, [-1, 1]: 0.1 apart in [0, 1]
     assert diversity(fills, keep.expand(2, -1, -1, -1), seeds=2).item() == pytest.approx(0.1, abs=1e-6)
 
@@ -185,10 +186,10 @@ def test_texture_metrics_against_direct_formulas():
 def test_texture_command_compares_both_samplers_on_the_shipped_model(tmp_path):
     import os
 
-    from repaint_pl.exact_texture import ROOT
-    from repaint_pl.exact_texture import main as texture_main
+    from repaint_pl.apps.exact.texture import TEXTURE_WEIGHTS
+    from repaint_pl.apps.exact.texture import main as texture_main
 
-    if not os.path.isfile(os.path.join(ROOT, "weights", "texture32_ema.pt")):
+    if not os.path.isfile(TEXTURE_WEIGHTS):
         pytest.fail("weights/texture32_ema.pt is shipped with the repository")
     args = ["--out", str(tmp_path), "--crops", "1", "--seeds", "2", "--masks", "thick", "--steps", "4"]
     args += ["--jump_length", "1", "--jump_n_sample", "1", "--fast_steps", "2", "--fast_jump_n_sample", "1"]
@@ -204,7 +205,6 @@ def test_fast_sampler_keeps_the_mode_the_known_pixels_pin_down():
     The fast sampler's defaults (analytic variance only where ᾱ_t ≥ 0.9) put at most 10% of 200 samples
     elsewhere (measured: 4%; the paper's schedule: 42%); with the analytic variance at every level the
     high-noise steps forget the known pixels' evidence and at least 15% go wrong (measured: 26%)."""
-    from repaint_pl.exact import Contender
     from repaint_pl.samplers import CoarseTravelSampler
 
     setting = Setting("mixture", 16, ["ex64"], seed=0)
@@ -258,7 +258,7 @@ def test_analytic_variance_is_used_exactly_on_steps_from_levels_at_or_above_the_
 def test_gaussian_prior_gets_enough_samples_for_a_full_rank_w2():
     """W2 is estimated from the sample covariance: with fewer samples than unknown pixels it is biased
     upward and hides differences, so the Gaussian prior draws w2_factor × the largest hole's pixels."""
-    from repaint_pl.exact import sample_count
+    from repaint_pl.apps.exact.benchmark import sample_count
 
     gauss = Setting("gaussian", N, ["genhalf", "ex64"], seed=0)
     holes = [int((k < 0.5).sum()) for k in gauss.keeps]
@@ -271,7 +271,7 @@ def test_gaussian_prior_gets_enough_samples_for_a_full_rank_w2():
 
 @pytest.mark.slow
 def test_benchmark_rows_do_not_depend_on_the_number_of_processes():
-    from repaint_pl.exact import FAST, benchmark
+    from repaint_pl.apps.exact.benchmark import FAST, benchmark
 
     kwargs = dict(sizes=[4, 6], priors=["gaussian", "mixture"], masks=["genhalf"], n=6, chosen=[FAST], log=lambda _: None)
     one, two = benchmark(**kwargs), benchmark(**kwargs, jobs=2)
@@ -282,7 +282,7 @@ def test_benchmark_rows_do_not_depend_on_the_number_of_processes():
 
 
 def test_verdict_counts_wins_and_numerical_ties_but_not_losses():
-    from repaint_pl.exact import verdict
+    from repaint_pl.apps.exact.report import verdict
 
     def row(sampler, mean_err, mode_tv):
         return dict(prior="mixture", size=4, mask="genhalf", sampler=sampler, mean_err=mean_err, w2_rel=float("nan"),

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import randomize
 
-from repaint_pl.bench import main as bench_main
+from repaint_pl.apps.bench import main as bench_main
 from repaint_pl.diffusion import DiffusionConfig
 from repaint_pl.module import RePaintModule
 from repaint_pl.nets import UNetConfig
@@ -113,7 +113,7 @@ def test_benchmark_clock_and_call_counts_are_what_happens(monkeypatch):
     alike, and the clock around it reads the time really spent inside."""
     import time
 
-    from repaint_pl import bench
+    from repaint_pl.apps import bench
     from repaint_pl.schedules import count_network_calls
 
     setup = bench.BenchSetup(preset="tiny", image_size=32, channels=3, steps=6, jump_length=2, jump_n_sample=2)
@@ -134,3 +134,18 @@ def test_benchmark_clock_and_call_counts_are_what_happens(monkeypatch):
     total, inside = bench.diffusers_timings(m, setup, 1)
     assert len(calls) == 10  # diffusers is timed on the same number of calls
     assert 0.02 * 10 <= inside <= total
+
+
+def test_benchmark_overrides_apply_also_when_equal_to_a_default():
+    """``--override.FIELD`` replaces the named setup's value whatever it is: ``--setup gpu --override.device cpu``
+    runs on the CPU (an override equal to the dataclass default was dropped before), and unnamed fields stay."""
+    from repaint_pl.apps.bench import SETUPS, parse_args
+
+    setup, out = parse_args(["--setup", "gpu", "--override.device", "cpu", "--override.autocast", "null"])
+    assert setup.device == "cpu" and setup.autocast is None
+    assert setup.preset == SETUPS["gpu"].preset == "celeba256" and setup.batch_sizes == SETUPS["gpu"].batch_sizes
+    setup, _ = parse_args(["--setup", "gpu", "--override.device", "cpu", "--override.batch_size", "8"])
+    assert setup.batch_size == 8 and setup.compile == SETUPS["gpu"].compile  # 8: both the gpu value and a default
+    assert parse_args([])[0] == SETUPS["cpu"] and out == "bench_results.json"
+    with pytest.raises(ValueError, match="--setup tpu"):
+        parse_args(["--setup", "tpu"])

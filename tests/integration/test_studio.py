@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from repaint_pl.schedules import count_network_calls, jump_times, profile_jump_counts
-from repaint_pl.studio import logic as L
-from repaint_pl.studio.runner import SAMPLERS, Job, apply_settings, kept_transitions, run_to_end
+from repaint_pl.apps.studio import logic as L
+from repaint_pl.apps.studio.runner import SAMPLERS, Job, apply_settings, kept_transitions, run_to_end
 
 SIZE = 32
 
@@ -80,7 +80,7 @@ def test_bad_uploads_give_one_line_messages(tmp_path):
 
 
 def test_upload_handler_shows_the_message_in_the_page(tmp_path):
-    from repaint_pl.studio.app import upload_picture_handler
+    from repaint_pl.apps.studio.app import upload_picture_handler
 
     text = tmp_path / "notes.txt"
     text.write_text("hello")
@@ -176,8 +176,8 @@ def test_tree_orders_branches_after_their_parent():
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
     from repaint_pl.nets import UNetConfig
-    from repaint_pl.studio.app import load_studio
-    from repaint_pl.tiny import randomize
+    from repaint_pl.apps.studio.app import load_studio
+    from repaint_pl.apps.tiny import randomize
 
     path = str(tmp_path_factory.mktemp("studio") / "tiny.pt")
     torch.manual_seed(0)
@@ -278,7 +278,7 @@ RUN_ARGS = dict(
 
 def run_page(studio, **changes) -> list[tuple]:
     """All outputs the run button's handler yields, for the page's inputs in their order."""
-    from repaint_pl.studio.app import run_handler
+    from repaint_pl.apps.studio.app import run_handler
 
     return list(run_handler(studio)(None, *{**RUN_ARGS, **changes}.values()))
 
@@ -300,7 +300,7 @@ def test_run_handler_streams_previews_then_adds_results(studio):
 @pytest.mark.slow
 def test_downloaded_config_reproduces_a_branch_with_eval_py(studio, tmp_path, monkeypatch):
     from repaint_pl.cli import eval_main
-    from repaint_pl.studio.app import save_download
+    from repaint_pl.apps.studio.app import save_download
 
     picture, keep, times, job, done = first_run(studio, variants=2)
     parent = L.Result(
@@ -343,7 +343,7 @@ def test_downloaded_config_reproduces_a_branch_with_eval_py(studio, tmp_path, mo
 
 
 def test_command_line_listens_locally_and_passes_model_flags_on():
-    from repaint_pl.studio.__main__ import parse_args
+    from repaint_pl.apps.studio.__main__ import parse_args
 
     args, model_args = parse_args(["--ckpt", "m.pt", "--port", "7000", "--accelerator", "gpu"])
     assert (args.host, args.port) == ("127.0.0.1", 7000)
@@ -353,7 +353,7 @@ def test_command_line_listens_locally_and_passes_model_flags_on():
 def test_prompt_and_class_controls_follow_the_denoiser():
     from types import SimpleNamespace
 
-    from repaint_pl.studio.app import Studio
+    from repaint_pl.apps.studio.app import Studio
 
     text = SimpleNamespace(prompt="a door", negative_prompt="", guidance_scale=7.5)
     model = SimpleNamespace(denoiser=text, sampling=SimpleNamespace(num_timesteps=50), net=None, seed=0,
@@ -377,7 +377,7 @@ def test_prompt_and_class_controls_follow_the_denoiser():
 
 
 def test_emptied_boxes_are_messages_not_crashes(studio):
-    from repaint_pl.studio.app import schedule_figure_of
+    from repaint_pl.apps.studio.app import schedule_figure_of
 
     plot, line = schedule_figure_of(studio, 10, None, 2, 0, "uniform", 1.0, "")
     assert plot is None and line == "⚠ schedule: jump length is empty"

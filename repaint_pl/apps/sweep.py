@@ -1,6 +1,6 @@
 """Sweeps: one eval.py run per point of a grid (or zip) of config values, then one CSV, plots and picture tables.
 
-    python -m repaint_pl.sweep configs/experiments/resampling.yaml --out results/resampling [--devices 2 ...]
+    python -m repaint_pl.apps.sweep configs/experiments/resampling.yaml --out results/resampling [--devices 2 ...]
 
 The YAML (see ``configs/experiments/``)::
 
@@ -25,21 +25,20 @@ skipped when the sweep is started again (and eval.py resumes an unfinished one).
 ``plots/*.png``, ``tables/*.png`` and, with ``diversity``, ``diversity.csv``: per input the mean
 pairwise distance between its samples, as RMS pixel difference in the filled region (always) and
 LPIPS (when the backbone's weights are on disk).  ``--check`` only parses every point's eval.py
-configuration (no weights, no data, nothing run).
+configuration, prepared and parsed as eval.py does it (``repaint_pl.cli.prepare_eval_argv``), with no data
+read and nothing run; checkpoint files not on disk yet count as plain weights files (a released name brings
+its preset, as it will once downloaded).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import csv
 import itertools
 import json
 import logging
 import math
 import os
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
@@ -47,7 +46,12 @@ from typing import Any, Optional, Sequence
 import torch
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repaint_pl import paths
+from repaint_pl.files import atomic_write, read_csv, read_json, write_csv, write_json
+
+from . import cli
+from .measure import pairwise_fill_distance
+
 MARKER = "sweep_point.json"
 KNOWN_KEYS = {"eval", "axes", "mode", "branch", "diversity", "plots", "tables", "title", "diversity_lpips"}
 
@@ -147,7 +151,7 @@ def load_sweep(path: str) -> Sweep:
     axes = [_axis(path, str(k), v) for k, v in raw["axes"].items()]
     sweep = Sweep(
         path=path,
-        eval_args=_resolve_configs([str(a) for a in raw.get("eval", [])], ROOT),
+        eval_args=_resolve_configs([str(a) for a in raw.get("eval", [])], paths.ROOT),
         axes=axes,
         mode=raw.get("mode", "grid"),
         branch=raw.get("branch"),
@@ -213,18 +217,15 @@ def _run_eval(args: list[str], out_dir: str) -> None:
     with open(os.path.join(out_dir, "log.txt"), "a") as log, contextlib.redirect_stdout(log):
         with contextlib.redirect_stderr(log):
             eval_main(["--progress.refresh_rate=0", *args, f"--writer.out_dir={out_dir}"])
-    with open(marker, "w") as f:
-        json.dump({"args": args}, f, indent=1)
+    write_json({"args": args}, marker)
 
 
 def _finished(args: list[str], out_dir: str) -> bool:
     """Whether ``out_dir`` holds a finished run of exactly ``args`` (another run there is an error)."""
-    marker = os.path.join(out_dir, MARKER)
-    if not os.path.isfile(marker):
+    previous = read_json(os.path.join(out_dir, MARKER))
+    if previous is None:
         return False
-    with open(marker) as f:
-        previous = json.load(f)["args"]
-    if previous != args:
+    if previous.get("args") != args:
         raise SweepConfigError(f"{out_dir}: made with other arguments; use another --out or remove that folder")
     return True
 
@@ -287,10 +288,7 @@ def read_rows(folder: str) -> list[dict[str, Any]]:
     path = os.path.join(folder, "metrics.csv")
     if not os.path.isfile(path):
         return []
-    with open(path) as f:
-        rows = [
-            {k: _number(v) if k not in ("name", "mask_type") else v for k, v in r.items()} for r in csv.DictReader(f)
-        ]
+    rows = [{k: _number(v) if k not in ("name", "mask_type") else v for k, v in r.items()} for r in read_csv(path)]
     for r in rows:
         for k in ("ssim", "ssim_fill"):
             if isinstance(r.get(k), float):
@@ -305,16 +303,6 @@ def collect(s: Sweep, out: str, todo: list[Point]) -> list[dict[str, Any]]:
         for r in read_rows(os.path.join(out, "points", p.name)):
             rows.append({"point": p.name, **p.labels, **r})
     return rows
-
-
-def write_csv(rows: list[dict[str, Any]], path: str) -> None:
-    fields: list[str] = []
-    for r in rows:
-        fields += [k for k in r if k not in fields]
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
 
 
 def stats(values: Sequence[float]) -> tuple[float, float]:
@@ -359,6 +347,11 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(fig: Any, path: str) -> None:
+    """A figure as PNG at ``path`` (atomically)."""
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
 
 
 def _x_of(spec: dict[str, Any], s: Sweep, rows: list[dict[str, Any]], point: str) -> Any:
@@ -407,7 +400,7 @@ def plot_lines(spec: dict[str, Any], s: Sweep, rows: list[dict[str, Any]], path:
             ax.legend(fontsize=7)
     fig.suptitle(spec.get("title", s.title), fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
     return notes
 
@@ -438,7 +431,7 @@ def plot_bars(spec: dict[str, Any], s: Sweep, rows: list[dict[str, Any]], path: 
     ax.legend(fontsize=7)
     ax.set_title(spec.get("title", s.title), fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
     return notes
 
@@ -510,7 +503,7 @@ def picture_table(spec: dict[str, Any], s: Sweep, out: str, todo: list[Point], p
                 axes[i][j].set_title(titles[j], fontsize=7)
         axes[i][0].set_ylabel(os.path.splitext(n)[0], fontsize=6)
     fig.tight_layout(pad=0.3)
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
     return True
 
@@ -529,16 +522,6 @@ def write_tables(s: Sweep, out: str, todo: list[Point]) -> list[str]:
 # --------------------------------------------------------------------------
 # Diversity
 # --------------------------------------------------------------------------
-
-
-def pairwise_fill_distance(samples: torch.Tensor, keep: torch.Tensor) -> float:
-    """Mean over pairs of samples of the RMS pixel difference in the filled region.
-
-    ``samples`` ``[S, C, H, W]`` in [0, 1] (S ≥ 2 samples of one input), ``keep`` ``[1, H, W]`` (1 = known).
-    """
-    fill = (keep < 0.5).expand_as(samples[0])
-    pairs = list(itertools.combinations(range(len(samples)), 2))
-    return sum(float(((samples[a] - samples[b])[fill] ** 2).mean().sqrt()) for a, b in pairs) / len(pairs)
 
 
 def pairwise_lpips(samples: torch.Tensor, metric: Any) -> float:
@@ -634,8 +617,7 @@ def aggregate(s: Sweep, out: str, todo: list[Point]) -> dict[str, Any]:
         plots += [path] if os.path.isfile(path) else []
     if notes:
         report += "\nNotes:\n" + "".join(f"- {n}\n" for n in notes)
-    with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write(report)
+    atomic_write(os.path.join(out, "summary.md"), report)
     return {"rows": rows, "plots": plots, "tables": tables, "diversity": div_rows, "notes": notes}
 
 
@@ -655,43 +637,62 @@ def check(s: Sweep, extra: list[str]) -> int:
 
 
 def parse_eval_args(argv: list[str]) -> Any:
-    """eval.py's configuration of ``argv``, parsed and type-checked but not instantiated (no weights read).
+    """eval.py's configuration of ``argv``: prepared by eval.py's own ``prepare_eval_argv`` (shorthands, the
+    configs that ``--repaint_conf``, ``--ckpt`` and ``--pretrained`` stand for) and parsed by its ``RePaintCLI``
+    with its trainer defaults, type-checked but not instantiated (no network built, no data read).
 
-    ``--ckpt``/``--classifier_ckpt`` files are not opened; a released file name brings its preset config.
+    A checkpoint file on disk is read as eval.py reads it (a train.py checkpoint brings its architecture); one
+    not on disk yet counts as a plain weights file (a released file name brings its preset config).
     """
     import lightning as L
 
-    from repaint_pl.cli import RePaintCLI, _option, _released_preset_config, expand_aliases, expand_short_flags
+    import repaint_pl.cli as eval_cli
     from repaint_pl.module import RePaintModule
 
-    argv = expand_short_flags(expand_aliases(list(argv)))
-    ckpt = _option(argv, "--ckpt")
-    front = ["--config", _released_preset_config(ckpt)] if ckpt and _released_preset_config(ckpt) else []
-
-    class ParseOnly(RePaintCLI):
+    class ParseOnly(eval_cli.RePaintCLI):
         def instantiate_classes(self) -> None:  # parsing and checking only
             pass
 
     try:
-        cli = ParseOnly(
-            RePaintModule,
-            L.LightningDataModule,
-            subclass_mode_data=True,
-            run=False,
-            args=front + argv,
-            parser_kwargs={"exit_on_error": False},
-            save_config_callback=None,
-            seed_everything_default=0,
-        )
-    except Exception as e:  # noqa: BLE001 - jsonargparse's errors become one line
+        with _absent_checkpoints_as_weights(eval_cli):
+            prepared = eval_cli.prepare_eval_argv(list(argv))
+            config = ParseOnly(
+                RePaintModule,
+                L.LightningDataModule,
+                subclass_mode_data=True,
+                run=False,
+                args=prepared,
+                trainer_defaults=eval_cli.EVAL_TRAINER_DEFAULTS,
+                parser_kwargs={"exit_on_error": False},
+                save_config_callback=None,
+                seed_everything_default=0,
+            ).config
+    except Exception as e:  # noqa: BLE001 - jsonargparse's (and the preparation's) errors become one line
         raise SweepConfigError(f"eval.py arguments do not parse: {' '.join(str(e).split())[:500]}") from None
-    return cli.config
+    return config
+
+
+@contextlib.contextmanager
+def _absent_checkpoints_as_weights(eval_cli: Any) -> Any:
+    """During eval.py's preparation: a ``--ckpt`` not on disk has no config of its own (like a plain weights
+    file); the checkpoints the preparation kept for the load step are released afterwards, as eval.py does."""
+    read_config = eval_cli._checkpoint_config
+
+    def checkpoint_config(ckpt: str, trust: bool = False) -> Optional[str]:
+        return read_config(ckpt, trust) if os.path.isfile(ckpt) else None
+
+    eval_cli._checkpoint_config = checkpoint_config
+    try:
+        yield
+    finally:
+        eval_cli._checkpoint_config = read_config
+        eval_cli._KEPT_CHECKPOINTS.clear()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m repaint_pl.sweep", description=__doc__.splitlines()[0])
+    parser = cli.parser("repaint_pl.apps.sweep", __doc__.splitlines()[0])
     parser.add_argument("config", help="the sweep YAML (configs/experiments/*.yaml)")
-    parser.add_argument("--out", required=False, help="output folder (points/, sweep.csv, plots/, tables/)")
+    cli.add_out(parser, "output folder (points/, sweep.csv, plots/, tables/)", required=False)
     parser.add_argument("--check", action="store_true", help="only parse every point's eval.py configuration")
     parser.add_argument("--aggregate_only", action="store_true", help="only aggregate the points already run")
     args, extra = parser.parse_known_args(argv)
@@ -718,6 +719,4 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    from repaint_pl.cli import command
-
-    command(lambda: main(sys.argv[1:]))
+    cli.run(main)

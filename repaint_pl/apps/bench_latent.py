@@ -1,7 +1,7 @@
 """Benchmark: latent RePaint (Stable Diffusion) against diffusers' RePaintScheduler on the same components.
 
-    python -m repaint_pl.bench_latent                      # tiny random SD components, CPU, about a minute
-    python -m repaint_pl.bench_latent --pretrained sd15/   # a real Stable Diffusion folder (GPU recommended)
+    python -m repaint_pl.apps.bench_latent                            # tiny random SD components, CPU, about a minute
+    python -m repaint_pl.apps.bench_latent --setup.pretrained sd15/   # a real Stable Diffusion folder (GPU recommended)
 
 Both sides get the same UNet, VAE, text encoder, prompt, guidance (one batched network call on
 [unconditional; conditional] per step), pictures, masks and RePaint time table, and do the same
@@ -16,7 +16,6 @@ in one run, and the ratio (a)/(b) is printed.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -24,10 +23,14 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from .denoisers import StableDiffusionDenoiser
-from .module import RePaintModule
-from .schedules import JumpSchedule
-from .spaces import LatentSpace, paste
+from repaint_pl.denoisers import StableDiffusionDenoiser
+from repaint_pl.files import write_json
+from repaint_pl.module import RePaintModule
+from repaint_pl.schedules import JumpSchedule
+from repaint_pl.spaces import LatentSpace, paste
+
+from .cli import check_device, run
+from .measure import timed
 
 
 @dataclass
@@ -108,15 +111,6 @@ def theirs(module: RePaintModule, setup: LatentBenchSetup) -> Callable[[], torch
     return run
 
 
-def timed(fn: Callable[[], Any], device: str) -> float:
-    start = time.perf_counter()
-    with torch.no_grad():
-        fn()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
 def run_benchmark(setup: LatentBenchSetup) -> dict[str, Any]:
     path = setup.pretrained
     if path is None:
@@ -137,18 +131,19 @@ def run_benchmark(setup: LatentBenchSetup) -> dict[str, Any]:
     den.unet = CountingUNet(den.unet, setup.device)
     runs = {"repaint_pl_s": ours(module, setup), "diffusers_s": theirs(module, setup)}
     calls = {}
-    for name, fn in runs.items():  # warm-up, and the network calls of each side
-        den.unet.calls = 0
-        timed(fn, setup.device)
-        calls[name] = den.unet.calls
     best = {name: float("inf") for name in runs}
     outside = {name: float("inf") for name in runs}  # seconds outside the UNet: the sampler's own work
-    for _ in range(setup.repeats):  # interleaved rounds, best of each
-        for name, fn in runs.items():
-            den.unet.seconds = 0.0
-            total = timed(fn, setup.device)
-            best[name] = min(best[name], total)
-            outside[name] = min(outside[name], total - den.unet.seconds)
+    with torch.no_grad():
+        for name, fn in runs.items():  # warm-up, and the network calls of each side
+            den.unet.calls = 0
+            timed(fn, setup.device)
+            calls[name] = den.unet.calls
+        for _ in range(setup.repeats):  # interleaved rounds, best of each
+            for name, fn in runs.items():
+                den.unet.seconds = 0.0
+                total = timed(fn, setup.device)
+                best[name] = min(best[name], total)
+                outside[name] = min(outside[name], total - den.unet.seconds)
     return dict(
         setup=asdict(setup),
         network_calls=calls,
@@ -179,20 +174,19 @@ def report(r: dict[str, Any]) -> str:
 def main(args: Optional[list[str]] = None) -> dict[str, Any]:
     from jsonargparse import ArgumentParser
 
-    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m repaint_pl.apps.bench_latent", description=__doc__.splitlines()[0])
     parser.add_class_arguments(LatentBenchSetup, "setup")
-    parser.add_argument("--out", type=str, default="bench_latent.json")
+    parser.add_argument("--out", type=str, default="bench_latent.json", help="the results as JSON")
     cfg = parser.parse_args(args)
-    result = run_benchmark(
-        LatentBenchSetup(**vars(cfg.setup)) if not isinstance(cfg.setup, dict) else LatentBenchSetup(**cfg.setup)
-    )
+    setup = LatentBenchSetup(**vars(cfg.setup)) if not isinstance(cfg.setup, dict) else LatentBenchSetup(**cfg.setup)
+    check_device(setup.device)
+    result = run_benchmark(setup)
     if result["network_calls"]["repaint_pl_s"] != result["network_calls"]["diffusers_s"]:
-        raise SystemExit(f"error: the two sides made different network calls: {result['network_calls']}")
-    with open(cfg.out, "w") as f:
-        json.dump(result, f, indent=2)
+        raise ValueError(f"the two sides made different network calls: {result['network_calls']}")
+    write_json(result, cfg.out, indent=2)
     print(report(result))
     return result
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

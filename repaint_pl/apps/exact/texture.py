@@ -1,6 +1,6 @@
 """The exact benchmark's question on a learned network: the fast sampler against RePaint on the texture model.
 
-    python -m repaint_pl.exact texture --out results/texture_samplers
+    python -m repaint_pl.apps.exact texture --out results/texture_samplers [--device cuda]
 
 Fills held-out crops of the shipped texture model (``weights/texture32_ema.pt``, preset texture32)
 under the paper's mask types, several seeds per crop, with RePaint at the paper's schedule and with
@@ -20,7 +20,6 @@ hour on a CPU and a minute or two on a GPU.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from typing import Sequence
@@ -28,22 +27,28 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import Tensor
-from torchmetrics.functional.image import structural_similarity_index_measure
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
 
-from .denoisers import adm_model_fn
-from .diffusion import DiffusionConfig
-from .masks import PAPER_MASK_TYPES, keep_mask
-from .noise import PerSampleNoise
-from .samplers import CoarseTravelSampler, RePaintSampler, Sampler
-from .schedules import JumpSchedule
+from repaint_pl.callbacks.writer import save_png
+from repaint_pl.denoisers import adm_model_fn
+from repaint_pl.diffusion import DiffusionConfig
+from repaint_pl.files import atomic_write, write_csv
+from repaint_pl.masks import PAPER_MASK_TYPES, keep_mask
+from repaint_pl.noise import PerSampleNoise
+from repaint_pl.paths import weights_path
+from repaint_pl.samplers import CoarseTravelSampler, RePaintSampler, Sampler
+from repaint_pl.schedules import JumpSchedule
+from repaint_pl.scoring import Scorer, masked_mean, psnr
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .. import cli
+from ..measure import pairwise_fill_distance, seam_band
+
+TEXTURE_WEIGHTS = weights_path("texture32_ema.pt")
 
 
 def load_texture_net(ckpt: str) -> torch.nn.Module:
-    from .nets import UNetConfig
-    from .nets.checkpoint import load_weights, read_checkpoint
+    from repaint_pl.nets import UNetConfig
+    from repaint_pl.nets.checkpoint import load_weights, read_checkpoint
 
     if not os.path.isfile(ckpt):
         raise FileNotFoundError(f"{ckpt}: texture model weights not found (--ckpt)")
@@ -63,49 +68,40 @@ def held_out_crops(crops_per_texture: int, size: int) -> list[tuple[str, Tensor]
     return dm.eval_images()
 
 
-def fill_metrics(gt: Tensor, result: Tensor, keep: Tensor, seam: int) -> dict[str, Tensor]:
-    """Per image: PSNR and SSIM over the unknown pixels, PSNR over the seam band; images in [0, 1]."""
-    fill = keep < 0.5
-    band = (torch.nn.functional.max_pool2d(keep, 2 * seam + 1, 1, seam) > 0.5) & fill
-    sq = (gt - result) ** 2
-
-    def masked(v: Tensor, region: Tensor) -> Tensor:
-        return (v * region).flatten(1).sum(1) / region.flatten(1).sum(1).clamp(min=1)
-
-    _, ssim_map = structural_similarity_index_measure(
-        result, gt, data_range=1.0, return_full_image=True, reduction="none"
-    )
-    return {
-        "psnr_fill": 10 * torch.log10(1 / masked(sq, fill)),
-        "ssim_fill": masked(ssim_map, fill),
-        "psnr_seam": 10 * torch.log10(1 / masked(sq, band)),
-    }
+def fill_metrics(gt: Tensor, result: Tensor, keep: Tensor, seam: int) -> list[dict[str, float]]:
+    """Per image: PSNR and SSIM of the filled region (eval.py's ``psnr_fill``, ``ssim_fill``) and PSNR of its
+    seam band (the unknown pixels within ``seam`` px of a known one); images in [0, 1]."""
+    rows = Scorer(lpips=(), device=gt.device).score(gt, result, keep)
+    seam_psnr = psnr(masked_mean((gt - result) ** 2, seam_band(keep, seam)))
+    return [
+        {"psnr_fill": r["psnr_fill"], "ssim_fill": r["ssim_fill"], "psnr_seam": float(s)}
+        for r, s in zip(rows, seam_psnr)
+    ]
 
 
 def run_sampler(
     sampler: Sampler, net, steps: int, times: list[int], x0: Tensor, keep: Tensor, ids: list[int], seed: int, batch: int
 ) -> tuple[Tensor, float]:
     """Fills ``[N, 1, H, W]`` in [-1, 1] (in batches; per-sample generators) and the seconds per image."""
-    d = DiffusionConfig(steps=1000, timestep_respacing=str(steps), variance="learned_range").build()
+    d = DiffusionConfig(steps=1000, timestep_respacing=str(steps), variance="learned_range").build().to(x0.device)
     model_fn = adm_model_fn(net, d)
     outs, start = [], time.perf_counter()
     with torch.no_grad():
         for i in range(0, len(x0), batch):
             sl = slice(i, i + batch)
-            noise = PerSampleNoise(seed, ids[sl])
+            noise = PerSampleNoise(seed, ids[sl], x0.device)
             outs.append(sampler(model_fn, x0[sl], keep[sl], times, d, noise, clip_x0=True))
     return torch.cat(outs), (time.perf_counter() - start) / len(x0)
 
 
 def diversity(fills: Tensor, keep: Tensor, seeds: int) -> Tensor:
-    """RMS difference over the unknown pixels between the fills of seed pairs, per (crop, mask): ``[N / seeds]``."""
+    """Per (crop, mask): the mean over seed pairs of the RMS difference of their fills in the filled region
+    (in [0, 1], as the sweep's ``pixel_rms_fill``): ``[N / seeds]``; NaN with one seed."""
     f = ((fills + 1) / 2).view(-1, seeds, *fills.shape[1:])
     k = keep.view(-1, seeds, *keep.shape[1:])[:, 0]
-    pairs = [(a, b) for a in range(seeds) for b in range(a + 1, seeds)]
-    if not pairs:
+    if seeds < 2:
         return torch.full((f.shape[0],), float("nan"))
-    rms = [((f[:, a] - f[:, b]) ** 2 * (k < 0.5)).flatten(1).sum(1) / (k < 0.5).flatten(1).sum(1) for a, b in pairs]
-    return torch.stack(rms).mean(0).sqrt()
+    return torch.tensor([pairwise_fill_distance(f[i], k[i]) for i in range(len(f))])
 
 
 def report(
@@ -139,9 +135,9 @@ def report(
 
 
 def main(argv: Sequence[str] | None = None) -> list[dict]:
-    p = argparse.ArgumentParser(prog="python -m repaint_pl.exact texture", description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True)
-    p.add_argument("--ckpt", default=os.path.join(ROOT, "weights", "texture32_ema.pt"))
+    p = cli.parser("repaint_pl.apps.exact texture", __doc__.splitlines()[0])
+    cli.add_out(p, "folder for texture.csv, texture.md and texture.png")
+    p.add_argument("--ckpt", default=TEXTURE_WEIGHTS, help="the texture model's weights")
     p.add_argument("--size", type=int, default=32, help="crop side in pixels")
     p.add_argument("--crops", type=int, default=2, help="held-out crops per texture (3 textures)")
     p.add_argument("--seeds", type=int, default=2)
@@ -153,18 +149,17 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     p.add_argument("--fast_jump_n_sample", type=int, default=40, help="CoarseTravel passes per level (its default)")
     p.add_argument("--seam", type=int, default=2)
     p.add_argument("--batch", type=int, default=36)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
+    cli.add_seed(p)
+    cli.add_device(p)
+    cli.add_threads(p, default=0)
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    os.makedirs(args.out, exist_ok=True)
-    net = load_texture_net(args.ckpt)
+    cli.set_threads(args.threads)
+    net = load_texture_net(args.ckpt).to(args.device)
     crops = held_out_crops(args.crops, args.size)
     # one image per (crop, mask, seed), seeds innermost
     items = [(c, m, s) for c in range(len(crops)) for m in args.masks for s in range(args.seeds)]
-    x0 = torch.stack([crops[c][1] for c, _, _ in items])
-    keep = torch.stack([keep_mask(m, args.size, seed=0, image_id=c) for c, m, _ in items])
+    x0 = torch.stack([crops[c][1] for c, _, _ in items]).to(args.device)
+    keep = torch.stack([keep_mask(m, args.size, seed=0, image_id=c) for c, m, _ in items]).to(args.device)
     ids = list(range(len(items)))
     times = JumpSchedule(jump_length=args.jump_length, jump_n_sample=args.jump_n_sample).times(args.steps)
     samplers = {
@@ -178,18 +173,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         print(f"{name}: {calls} calls, {seconds:.2f} s / image", flush=True)
         metrics = fill_metrics((x0 + 1) / 2, ((fills[name] + 1) / 2).clamp(0, 1), keep, args.seam)
         div[name] = diversity(fills[name].clamp(-1, 1), keep, args.seeds)
-        for i, (c, m, s) in enumerate(items):
-            rows.append(
-                dict(
-                    sampler=name,
-                    crop=crops[c][0],
-                    mask=m,
-                    seed=s,
-                    calls=calls,
-                    seconds=seconds,
-                    **{k: float(v[i]) for k, v in metrics.items()},
-                )
-            )
+        for (c, m, s), image_metrics in zip(items, metrics):
+            row = dict(sampler=name, crop=crops[c][0], mask=m, seed=s, calls=calls, seconds=seconds)
+            rows.append({**row, **image_metrics})
     wins = count_wins(rows, list(samplers))
     calls = {n: s.network_calls(times) for n, s in samplers.items()}
     header = (
@@ -199,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         f"CoarseTravel {args.fast_steps} levels × {args.fast_jump_n_sample} passes."
     )
     text = report(rows, list(samplers), args.masks, div, wins, header)
-    write_outputs(args.out, rows, text, x0, keep, fills, args.seeds)
+    write_outputs(args.out, rows, text, x0.cpu(), keep.cpu(), {n: f.cpu() for n, f in fills.items()}, args.seeds)
     print(text)
     return rows
 
@@ -220,15 +206,10 @@ def count_wins(rows: list[dict], names: list[str]) -> dict[str, tuple[int, int]]
 def write_outputs(
     out: str, rows: list[dict], text: str, x0: Tensor, keep: Tensor, fills: dict[str, Tensor], seeds: int
 ) -> None:
-    from .exact import write_csv
-
     write_csv(rows, os.path.join(out, "texture.csv"))
-    with open(os.path.join(out, "texture.md"), "w") as f:
-        f.write(text)
+    atomic_write(os.path.join(out, "texture.md"), text)
     first = slice(0, len(x0), seeds)
     tiles = [x0[first], x0[first] * keep[first], *[f[first] for f in fills.values()]]
     grid = torch.stack(tiles, 1).flatten(0, 1)
-    save_image(
-        make_grid(((grid + 1) / 2).clamp(0, 1), nrow=len(tiles), padding=1, pad_value=1.0),
-        os.path.join(out, "texture.png"),
-    )
+    grid = make_grid(((grid + 1) / 2).clamp(0, 1), nrow=len(tiles), padding=1, pad_value=1.0)
+    save_png((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), os.path.join(out, "texture.png"))

@@ -1,7 +1,8 @@
 """Benchmark: RePaint sampling against the bare network and against diffusers' RePaintPipeline.
 
-    python -m repaint_pl.bench                 # CPU configuration, about 2 minutes
-    python -m repaint_pl.bench --setup gpu     # ADM-256 (CelebA-HQ architecture, random weights) on a GPU
+    python -m repaint_pl.apps.bench                 # CPU configuration, about 2 minutes
+    python -m repaint_pl.apps.bench --setup gpu     # ADM-256 (CelebA-HQ architecture, random weights) on a GPU
+    python -m repaint_pl.apps.bench --setup gpu --override.batch_size 4   # a setup with some fields changed
 
 Every figure comes from one run and the same process:
 (a) the network alone, called as often as the schedule calls it, at the same batch size;
@@ -19,7 +20,6 @@ each call), which drift cannot affect.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -30,10 +30,14 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from .diffusion import DiffusionConfig
-from .module import RePaintModule
-from .nets import UNetConfig
-from .schedules import JumpSchedule, count_network_calls
+from repaint_pl.diffusion import DiffusionConfig
+from repaint_pl.files import write_json
+from repaint_pl.module import RePaintModule
+from repaint_pl.nets import UNetConfig
+from repaint_pl.schedules import JumpSchedule, count_network_calls
+
+from .cli import check_device, run
+from .measure import timed
 
 PAPER_CALLS = 2410
 
@@ -110,16 +114,6 @@ class PeakMemory:
         else:
             self._stop.set()
             self._thread.join()
-
-
-def timed(fn: Callable[[], Any], device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
 
 
 class EpsOnly(nn.Module):
@@ -403,24 +397,32 @@ def report(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(args: Optional[list[str]] = None) -> dict[str, Any]:
+def parse_args(args: Optional[list[str]] = None) -> tuple[BenchSetup, str]:
+    """(what to measure, the JSON path): the ``--setup`` named, with every ``--override.FIELD`` given applied,
+    also one equal to a default (``--setup gpu --override.device cpu`` runs on the CPU)."""
     from jsonargparse import ArgumentParser
 
-    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m repaint_pl.apps.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--setup", type=str, default="cpu", help=f"one of {', '.join(SETUPS)}, then the overrides")
     parser.add_class_arguments(BenchSetup, "override", default=None)
-    parser.add_argument("--out", type=str, default="bench_results.json")
+    parser.add_argument("--out", type=str, default="bench_results.json", help="the results as JSON")
     cfg = parser.parse_args(args)
-    base = asdict(SETUPS[cfg.setup])
-    given = {k: v for k, v in (cfg.override or {}).items() if v != base.get(k) and v != getattr(BenchSetup(), k)}
-    setup = BenchSetup(**{**base, **given})
+    if cfg.setup not in SETUPS:
+        raise ValueError(f"--setup {cfg.setup}: expected one of {', '.join(SETUPS)}")
+    given = parser.parse_args(args, defaults=False).get("override")  # only what the command line names
+    setup = BenchSetup(**{**asdict(SETUPS[cfg.setup]), **(given.as_dict() if given else {})})
+    check_device(setup.device)
+    return setup, cfg.out
+
+
+def main(args: Optional[list[str]] = None) -> dict[str, Any]:
+    setup, out = parse_args(args)
     result = run_benchmark(setup)
-    with open(cfg.out, "w") as f:
-        json.dump(result, f, indent=2)
+    write_json(result, out, indent=2)
     print(report(result))
-    print(f"\n(written to {cfg.out})")
+    print(f"\n(written to {out})")
     return result
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -1,0 +1,233 @@
+"""The benchmark: every sampler on every prior, size and mask type, against the exact posterior.
+
+``benchmark`` runs the (prior, size) settings in sequence or in a pool of processes; the rows do not
+depend on the number of processes (each setting's samples come from its own seeds).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from repaint_pl.diffusion import Diffusion, DiffusionConfig
+from repaint_pl.masks import keep_mask
+from repaint_pl.samplers import (
+    CoarseTravelSampler,
+    DDIMRePaintSampler,
+    DDNMSampler,
+    DiffPIRSampler,
+    RePaintSampler,
+    Sampler,
+)
+from repaint_pl.schedules import JumpSchedule
+
+from .posterior import posterior, score
+from .priors import PRIORS, BatchNoise, ExactDenoiser
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One point of the benchmark: a sampler, the respaced steps it runs on and its RePaint time table."""
+
+    family: str
+    sampler: Sampler
+    steps: int = 250
+    jump_length: int = 1
+    jump_n_sample: int = 1
+    name: str = ""  # a label that replaces the generated one
+    variance: str = "fixed_small"  # of p(x_{t-1} | x_t): σ̃² (fixed_small) or β (fixed_large)
+
+    def diffusion(self) -> Diffusion:
+        """The noise process of the released models (linear β over 1000 steps) respaced to ``steps``."""
+        return DiffusionConfig(
+            steps=1000, noise_schedule="linear", timestep_respacing=str(self.steps), variance=self.variance
+        ).build()
+
+    def times(self) -> list[int]:
+        return JumpSchedule(jump_length=self.jump_length, jump_n_sample=self.jump_n_sample).times(self.steps)
+
+    @property
+    def calls(self) -> int:
+        return self.sampler.network_calls(self.times())
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return f"{self.family} ({self.name})"
+        travel = f", jumps {self.jump_length}×{self.jump_n_sample}" if self.jump_n_sample > 1 else ""
+        return f"{self.family} ({self.steps} steps{travel})"
+
+
+PAPER = Contender("RePaint", RePaintSampler(), 250, 10, 10)
+FAST = Contender("CoarseTravel (ours)", CoarseTravelSampler(), name="13 levels q², jumps 1×40")
+
+
+def contenders() -> list[Contender]:
+    """The samplers compared, from cheap to the paper's 2410 calls."""
+    coarse_only = CoarseTravelSampler(50, 2, 10, spacing=1.0, variance="posterior")
+    return [
+        PAPER,
+        Contender("RePaint σ²=β", RePaintSampler(), 250, 10, 10, variance="fixed_large"),
+        Contender("RePaint", RePaintSampler(), 250, 10, 5),
+        Contender("RePaint", RePaintSampler(), 250, 10, 2),
+        Contender("no resampling", RePaintSampler(), 50),
+        Contender("no resampling", RePaintSampler(), 250),
+        Contender("DDIM-RePaint η=0", DDIMRePaintSampler(eta=0.0), 100, 5, 5),
+        Contender("DDNM", DDNMSampler(), 250),
+        Contender("DDNM", DDNMSampler(), 100, 5, 5),
+        Contender("DiffPIR", DiffPIRSampler(), 100),
+        Contender("DiffPIR", DiffPIRSampler(), 480),
+        Contender("coarse grid only", coarse_only, name="50 even levels, jumps 2×10, σ̃²"),
+        Contender("CoarseTravel (ours)", CoarseTravelSampler(jump_n_sample=20), name="13 levels q², jumps 1×20"),
+        FAST,
+        Contender(
+            "CoarseTravel, analytic var. at every level",
+            CoarseTravelSampler(25, 1, 20, analytic_min_alpha_bar=0.0),
+            name="25 levels q², jumps 1×20",
+        ),
+    ]
+
+
+@dataclass
+class Setting:
+    """A prior at one size, one known image (a prior draw) and the paper's mask types scaled to the size."""
+
+    prior_name: str
+    size: int
+    masks: Sequence[str]
+    seed: int = 0
+
+    def __post_init__(self):
+        self.prior = PRIORS[self.prior_name](self.size)
+        self.image = self.prior.sample(1, torch.Generator().manual_seed(self.seed))[0].float()  # [1, n, n]
+        self.keeps = [keep_mask(kind, self.size, seed=self.seed, image_id=0) for kind in self.masks]
+        self.posteriors = [posterior(self.prior, self.image, keep) for keep in self.keeps]
+        g = torch.Generator().manual_seed(self.seed + 1)
+        self.entropies = [post.entropy(g) for post in self.posteriors]
+
+    def unknown(self, samples: Tensor, j: int) -> Tensor:
+        """The unknown pixels ``[N, m]`` of samples ``[N, 1, n, n]`` under mask ``j``."""
+        return samples.flatten(1)[:, self.keeps[j].flatten() < 0.5]
+
+    def run(self, contender: Contender, n: int, seed: int) -> tuple[list[Tensor], float]:
+        """``n`` samples per mask type from one sampler (all masks in one batch); and the seconds taken."""
+        d = contender.diffusion()
+        model_fn, _ = ExactDenoiser(self.prior, d).bind()
+        x0 = self.image.expand(len(self.masks) * n, -1, -1, -1).contiguous()
+        keep = torch.stack(self.keeps).repeat_interleave(n, dim=0)
+        start = time.perf_counter()
+        with torch.no_grad():
+            out = contender.sampler(model_fn, x0, keep, contender.times(), d, BatchNoise(seed, len(x0)), clip_x0=False)
+        return list(out.split(n)), time.perf_counter() - start
+
+    def exact_samples(self, j: int, n: int, seed: int) -> Tensor:
+        return self.posteriors[j].sample(n, torch.Generator().manual_seed(seed))
+
+    def row(self, j: int, name: str, family: str, calls: int, samples_u: Tensor, seconds: float) -> dict:
+        metrics = score(samples_u, self.posteriors[j], self.entropies[j])
+        return dict(
+            prior=self.prior_name,
+            size=self.size,
+            mask=self.masks[j],
+            sampler=name,
+            family=family,
+            calls=calls,
+            seconds=round(seconds, 2),
+            samples=samples_u.shape[0],
+            unknown=samples_u.shape[1],
+            mode_weights=" ".join(f"{w:.3f}" for w in self.posteriors[j].log_weights.exp().tolist()),
+            **metrics,
+        )
+
+
+def core_contenders() -> list[Contender]:
+    """The paper's schedule, the fast sampler and one point of each other family (for large sizes)."""
+    keep = (
+        "RePaint (250 steps, jumps 10×10)",
+        "no resampling (250 steps)",
+        "DDNM (100 steps, jumps 5×5)",
+        "DiffPIR (100 steps)",
+        FAST.label,
+    )
+    return [c for c in contenders() if c.label in keep]
+
+
+def sample_count(setting: "Setting", n: int, w2_factor: float) -> int:
+    """Samples per mask for ``setting``: ``n``, raised for the Gaussian prior to ``w2_factor`` × the largest
+    number d of unknown pixels (and at least d + 1), so the sample covariance behind the W2 estimate has
+    full rank.  The estimate's upward bias grows like d/N; below N = d it swamps the differences between
+    samplers, above it shrinks (it never vanishes: the "exact posterior" rows show it)."""
+    if len(setting.prior.fields) > 1 or not w2_factor:
+        return n
+    unknown = max(int((keep.flatten() < 0.5).sum()) for keep in setting.keeps)
+    return max(n, math.ceil(w2_factor * unknown), unknown + 1)
+
+
+def benchmark_setting(
+    size: int,
+    prior_name: str,
+    masks: Sequence[str],
+    n: int,
+    seed: int = 0,
+    chosen: Optional[Sequence[Contender]] = None,
+    log=print,
+    core_from: int = 0,
+    w2_factor: float = 1.5,
+) -> list[dict]:
+    """The rows of one (prior, size): the exact posterior's own samples (the Monte Carlo floor) and each sampler."""
+    rows = []
+    setting = Setting(prior_name, size, masks, seed)
+    n = sample_count(setting, n, w2_factor)
+    for j in range(len(masks)):
+        exact = setting.exact_samples(j, n, seed + 2 + j)
+        rows.append(setting.row(j, "exact posterior", "exact", 0, exact, 0.0))
+    default = core_contenders() if core_from and size >= core_from else contenders()
+    for c in chosen or default:
+        samples, seconds = setting.run(c, n, seed + 3)
+        for j in range(len(masks)):
+            rows.append(setting.row(j, c.label, c.family, c.calls, setting.unknown(samples[j], j), seconds))
+        log(f"{prior_name} {size}²  {c.label}: {c.calls} calls, {n} samples per mask, {seconds:.1f} s")
+    return rows
+
+
+def _setting_job(job: tuple[tuple, dict, int]) -> list[dict]:
+    """One (prior, size) in a worker process (the rows are the same as in sequence with as many threads)."""
+    args, extra, threads = job
+    torch.set_num_threads(threads)
+    return benchmark_setting(*args, log=lambda line: print(line, flush=True), **extra)
+
+
+def benchmark(
+    sizes: Sequence[int],
+    priors: Sequence[str],
+    masks: Sequence[str],
+    n: int,
+    seed: int = 0,
+    chosen: Optional[Sequence[Contender]] = None,
+    log=print,
+    core_from: int = 0,
+    w2_factor: float = 1.5,
+    jobs: int = 1,
+) -> list[dict]:
+    """All rows, per (prior, size) in the order of ``sizes`` then ``priors``; ``jobs`` > 1 runs the
+    (prior, size) settings in that many processes, each with this process's number of torch threads
+    (each setting's samples come from its own seeds, so the rows do not depend on ``jobs``; the workers
+    print their progress instead of calling ``log``)."""
+    work = [(size, p, masks, n, seed, chosen) for size in sizes for p in priors]
+    extra = dict(core_from=core_from, w2_factor=w2_factor)
+    if jobs <= 1:
+        return [row for args in work for row in benchmark_setting(*args, log=log, **extra)]
+    import multiprocessing
+
+    # the longest settings first, so the pool does not end with one process working alone
+    order = sorted(range(len(work)), key=lambda k: -work[k][0])
+    threads = torch.get_num_threads()
+    with multiprocessing.get_context("spawn").Pool(min(jobs, len(work))) as pool:
+        results = pool.map(_setting_job, [(work[k], extra, threads) for k in order], chunksize=1)
+    by_index = dict(zip(order, results))
+    return [row for k in range(len(work)) for row in by_index[k]]
