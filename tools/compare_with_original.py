@@ -37,8 +37,9 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from repaint_pl.paths import ROOT
+
 KINDS = {"srs": "inpainted", "lrs": "gt_masked", "gts": "gt", "gt_keep_masks": "gt_keep_mask"}
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SHIM = r"""
 import math, sys

@@ -16,9 +16,7 @@ import sys
 import torch
 import yaml
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from repaint_pl.nets.checkpoint import is_lightning_checkpoint, read_checkpoint, sub_state_dict  # noqa: E402
+from repaint_pl.nets.checkpoint import is_lightning_checkpoint, read_checkpoint, sub_state_dict
 
 
 def main() -> None:

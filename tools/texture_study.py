@@ -4,7 +4,7 @@ seam PSNR and unconditional samples.
     python tools/texture_study.py [--out docs/texture_study] [--ckpt weights/texture32_ema.pt]
     python tools/texture_study.py --config configs/experiments/texture_study_jumps10x10.yaml --prefix jumps10x10_
 
-The comparison itself is the sweep runner's (``python -m repaint_pl.sweep``): RePaint (100 steps, jumps
+The comparison itself is the sweep runner's (``python -m repaint_pl.apps.sweep``): RePaint (100 steps, jumps
 10×3) against no resampling at the same 100 steps and at the same 280 network calls, on the same held-out
 crops, masks and seeds.  This tool runs both sweeps under ``--out/sweeps`` (resumable) and writes:
 
@@ -20,31 +20,27 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 
 import torch
 from torchvision.utils import make_grid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from repaint_pl.apps import sweep
+from repaint_pl.apps.measure import seam_band
+from repaint_pl.callbacks.writer import save_png
+from repaint_pl.files import atomic_write
+from repaint_pl.paths import config_path, repo_path, weights_path
+from repaint_pl.scoring import load_triplets, masked_mean, output_dirs, psnr
 
-from repaint_pl.callbacks.writer import save_png  # noqa: E402
-
-from repaint_pl import sweep  # noqa: E402
-from repaint_pl.scoring import load_triplets, masked_mean, output_dirs, psnr  # noqa: E402
-
-DEMO = os.path.join(ROOT, "configs", "demo", "texture.yaml")
-STUDY = os.path.join(ROOT, "configs", "experiments", "texture_study.yaml")
-EXTENSION = os.path.join(ROOT, "configs", "experiments", "extension.yaml")
+DEMO = config_path("demo", "texture.yaml")
+STUDY = config_path("experiments", "texture_study.yaml")
+EXTENSION = config_path("experiments", "extension.yaml")
 
 
 def seam_psnr(out: str, mask: str, width: int) -> list[float]:
     """PSNR (dB) per image over the unknown pixels within ``width`` pixels (chessboard) of a known one."""
     names = [os.path.join(mask, n) for n in sorted(os.listdir(os.path.join(out, "inpainted", mask)))]
     gt, result, keep = load_triplets(output_dirs(out), names)
-    known = keep > 0.5
-    band = (torch.nn.functional.max_pool2d(known.float(), 2 * width + 1, 1, width) > 0) & ~known
-    return psnr(masked_mean((gt - result) ** 2, band)).tolist()
+    return psnr(masked_mean((gt - result) ** 2, seam_band(keep, width))).tolist()
 
 
 def samples(ckpt: str, out: str, n: int = 8, size: int = 64) -> None:
@@ -84,8 +80,8 @@ def table(rows: list[dict], work: str, width: int) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ckpt", default=os.path.join(ROOT, "weights", "texture32_ema.pt"))
-    p.add_argument("--out", default=os.path.join(ROOT, "docs", "texture_study"))
+    p.add_argument("--ckpt", default=weights_path("texture32_ema.pt"))
+    p.add_argument("--out", default=repo_path("docs", "texture_study"))
     p.add_argument("--seam", type=int, default=2, help="width in pixels of the seam band")
     p.add_argument("--config", default=STUDY, help="the study's sweep (variants under the axis 'variant')")
     p.add_argument("--prefix", default="", help="prefix of the written file names (study.md, compare_*.png)")
@@ -96,8 +92,7 @@ def main() -> None:
     study, extension = (os.path.join(args.out, "sweeps", n) for n in (name, "extension"))
     result = sweep.main([args.config, "--out", study, f"--ckpt={args.ckpt}"])
     report = table(result["rows"], study, args.seam)
-    with open(os.path.join(args.out, f"{args.prefix}study.md"), "w") as f:
-        f.write(report)
+    atomic_write(os.path.join(args.out, f"{args.prefix}study.md"), report)
     for path in result["tables"]:
         compare = f"{args.prefix}compare_" + os.path.basename(path).rsplit("_", 1)[-1]
         shutil.copy(path, os.path.join(args.out, compare))
