@@ -14,12 +14,12 @@ import time
 
 import pytest
 
+from repaint_pl.paths import ROOT as REPO
 from repaint_pl.schedules import count_network_calls, jump_times
 
 pytestmark = pytest.mark.slow
 
 CHROMIUM = "/usr/bin/chromium"
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS, JUMP_LENGTH, JUMP_N = 20, 2, 2
 
 

@@ -10,11 +10,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from repaint_pl.schedules import count_network_calls, jump_times
 from repaint_pl.apps.measure import pairwise_fill_distance
 from repaint_pl.apps.sweep import SweepConfigError, check, load_sweep, main, points
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from repaint_pl.paths import ROOT
+from repaint_pl.schedules import count_network_calls, jump_times
 
 
 def tiny_sweep(tmp, ckpt, folders, **extra):

@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from repaint_pl.schedules import count_network_calls, jump_times, profile_jump_counts
 from repaint_pl.apps.studio import logic as L
 from repaint_pl.apps.studio.runner import SAMPLERS, Job, apply_settings, kept_transitions, run_to_end
+from repaint_pl.schedules import count_network_calls, jump_times, profile_jump_counts
 
 SIZE = 32
 
@@ -175,9 +175,9 @@ def test_tree_orders_branches_after_their_parent():
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    from repaint_pl.nets import UNetConfig
     from repaint_pl.apps.studio.app import load_studio
     from repaint_pl.apps.tiny import randomize
+    from repaint_pl.nets import UNetConfig
 
     path = str(tmp_path_factory.mktemp("studio") / "tiny.pt")
     torch.manual_seed(0)
@@ -299,8 +299,8 @@ def test_run_handler_streams_previews_then_adds_results(studio):
 
 @pytest.mark.slow
 def test_downloaded_config_reproduces_a_branch_with_eval_py(studio, tmp_path, monkeypatch):
-    from repaint_pl.cli import eval_main
     from repaint_pl.apps.studio.app import save_download
+    from repaint_pl.cli import eval_main
 
     picture, keep, times, job, done = first_run(studio, variants=2)
     parent = L.Result(
