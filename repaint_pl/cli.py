@@ -379,7 +379,10 @@ def train_main(args: Optional[list[str]] = None) -> TrainCLI:
             # always, next to the config's callbacks: a NaN/inf loss stops the run before a checkpoint of it
             trainer_defaults={"callbacks": [FiniteTraining()]},
         )
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
+    ckpt_path = cli.config["ckpt_path"]
+    if ckpt_path and ckpt_path not in ("last", "best", "hpc") and not ckpt_path.startswith("registry"):
+        read_checkpoint(ckpt_path)  # a missing file or one that needs unpickling: one line, before anything runs
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=True)
     return cli
 
 

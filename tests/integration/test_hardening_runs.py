@@ -175,6 +175,21 @@ def test_trust_comes_from_the_command_line_only(capsys):
     assert capsys.readouterr().err.count("ignored") == 1
 
 
+def test_train_py_refuses_to_resume_from_a_pickle_in_one_line(tmp_path, capsys):
+    """``--ckpt_path`` (on the command line or in a config file) never unpickles: a checkpoint with code in it
+    is one line (exit 2) before anything runs."""
+    from repaint_pl.cli import train_main
+
+    marker = str(tmp_path / "marker")
+    evil = str(tmp_path / "last.ckpt")
+    state = {f"net.{k}": v for k, v in tiny_state().items()}
+    torch.save({"state_dict": state, "pytorch-lightning_version": "2.6.0", "loops": Payload(marker)}, evil)
+    status, err = run_command(capsys, train_main, *train_args(str(tmp_path), 4, "--ckpt_path", evil))
+    assert not os.path.exists(marker)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert status == 2 and len(errors) == 1 and evil in errors[0] and "pickled Python object" in errors[0], err
+
+
 # ---------------------------------------------------------------- 9: failed runs, unwritable outputs
 
 
