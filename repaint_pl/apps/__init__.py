@@ -5,5 +5,6 @@
 * ``exact``: the exact yardstick for inpainting samplers (``python -m repaint_pl.apps.exact [texture]``);
 * ``bench``, ``bench_latent``: timings against diffusers (``python -m repaint_pl.apps.bench``);
 * ``tiny``: tiny random diffusers pipelines (tests, benchmarks);
-* ``cli``: the command-line bits the apps share.
+* ``cli``: the command-line bits the apps share (parsers, common options, one-line errors);
+* ``measure``: what they measure alike (time on a device, seam bands, distances between fills).
 """
