@@ -224,8 +224,7 @@ def test_fast_sampler_keeps_the_mode_the_known_pixels_pin_down():
 def test_analytic_variance_is_used_exactly_on_steps_from_levels_at_or_above_the_threshold(threshold_level, monkeypatch):
     """Steps from a level with ᾱ_t ≥ analytic_min_alpha_bar take the analytic variance, the others σ̃²
     (the threshold set to one level's own ᾱ: that level is included)."""
-    from repaint_pl import samplers
-    from repaint_pl.samplers import CoarseTravelSampler, coarse_grid
+    from repaint_pl.sampling import CoarseTravelSampler, coarse_grid, policies
 
     prior = mixture_prior(N)
     d = DiffusionConfig(steps=1000, timestep_respacing="250", variance="fixed_small").build()
@@ -235,19 +234,19 @@ def test_analytic_variance_is_used_exactly_on_steps_from_levels_at_or_above_the_
     grid = coarse_grid(250, 6, 2.0)
     threshold = float(d.alpha_bar[grid[threshold_level]])
     analytic, posterior_steps = [], []
-    real_analytic, real_ddim = samplers.analytic_step, samplers.ddim_step
+    real_analytic, real_ddim = policies.analytic_step, policies.ddim_step
 
-    def spy_analytic(d_, x0_hat, eps, var, t, t_prev, z):
+    def spy_analytic(d_, out, x0_var, t, t_prev, z):
         analytic.append(t)
-        return real_analytic(d_, x0_hat, eps, var, t, t_prev, z)
+        return real_analytic(d_, out, x0_var, t, t_prev, z)
 
-    def spy_ddim(d_, x0_hat, eps, t, t_prev, eta, z):
-        if eta == 1.0 and z.abs().sum() > 0:  # a σ̃² step (analytic_step calls it with zero noise)
+    def spy_ddim(d_, out, t, t_prev, eta, z):
+        if eta == 1.0 and z.abs().sum() > 0:  # a σ̃² step (not the analytic step's own mean)
             posterior_steps.append(t)
-        return real_ddim(d_, x0_hat, eps, t, t_prev, eta, z)
+        return real_ddim(d_, out, t, t_prev, eta, z)
 
-    monkeypatch.setattr(samplers, "analytic_step", spy_analytic)
-    monkeypatch.setattr(samplers, "ddim_step", spy_ddim)
+    monkeypatch.setattr(policies, "analytic_step", spy_analytic)
+    monkeypatch.setattr(policies, "ddim_step", spy_ddim)
     CoarseTravelSampler(steps=6, jump_n_sample=3, analytic_min_alpha_bar=threshold)(
         model_fn, x0, keep, [], d, BatchNoise(1, 2), clip_x0=False
     )
