@@ -3,7 +3,7 @@
 ``FiniteTraining`` (train.py installs it always) checks the training loss after every batch: a NaN or
 infinite loss ends the run with one line naming the step, before any checkpoint callback of that batch
 runs (Lightning calls ``ModelCheckpoint`` last), so the newest checkpoint on disk is the last finite
-one.  As a second guard every checkpoint is checked as it is assembled (``on_save_checkpoint``, which
+one; with several processes all stop at that step.  As a second guard every checkpoint is checked as it is assembled (``on_save_checkpoint``, which
 runs before the file is written, also for ``save_last`` and ``save_on_exception`` saves): one holding
 a non-finite tensor is never written.
 """
@@ -65,11 +65,14 @@ class FiniteTraining(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         loss = _loss_value(outputs)
-        if loss is None or bool(torch.isfinite(loss.detach()).all()):
+        finite = loss is None or bool(torch.isfinite(loss.detach()).all())
+        # every process stops at the same step (one leaving alone would leave the others waiting in a collective)
+        if trainer.strategy.reduce_boolean_decision(finite, all=True):
             return
-        value = loss.detach().float().mean().item()
+        value = loss.detach().float().mean().item() if loss is not None else 0.0
+        what = "nan" if math.isnan(value) else str(value) if math.isinf(value) else "not finite on another process"
         raise NonFiniteTrainingError(
-            f"training diverged: the loss is {'nan' if math.isnan(value) else value} at step {self._step} "
+            f"training diverged: the loss is {what} at step {self._step} "
             f"(epoch {trainer.current_epoch}, batch {batch_idx}); stopped without saving it, {self._kept(trainer)}; "
             f"try a lower --model.lr or --trainer.gradient_clip_val"
         )
