@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from typing import Optional
 
 MAX_UPLOAD = "64mb"  # larger uploads are refused by the server with a message in the page
@@ -23,10 +26,27 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return parser.parse_known_args(argv)
 
 
+def own_cache_folder() -> None:
+    """Gradio's cache (every picture and file the page shows or uploads) in a folder of this server's own,
+    removed when it exits (``$GRADIO_TEMP_DIR`` if set is left as it is); the app bounds its age meanwhile."""
+    if not os.environ.get("GRADIO_TEMP_DIR"):
+        folder = tempfile.mkdtemp(prefix="repaint_studio_cache_")
+        os.environ["GRADIO_TEMP_DIR"] = folder
+        atexit.register(shutil.rmtree, folder, True)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     args, model_args = parse_args(sys.argv[1:] if argv is None else argv)
+    own_cache_folder()
+    from PIL import Image
+
     from .app import build_app, load_studio
+    from .logic import MAX_UPLOAD_SIDE
+
+    # the editor's uploads are decoded by Gradio before any handler: PIL's own bomb limit, from the header,
+    # refuses those over twice the studio's largest picture (the handlers check the exact size)
+    Image.MAX_IMAGE_PIXELS = MAX_UPLOAD_SIDE**2
 
     studio = load_studio(model_args)
     demo = build_app(studio)

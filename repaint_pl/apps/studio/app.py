@@ -6,7 +6,9 @@ Handlers are thin: the work is in ``logic`` (masks, schedules, tree, configs) an
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import zipfile
 from types import SimpleNamespace
@@ -20,10 +22,13 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from repaint_pl.schedules import count_network_calls  # noqa: E402
+
 from . import logic as L  # noqa: E402
 from .runner import SAMPLERS, Job, JobResult, Snapshot, apply_settings, can_respace, kept_transitions  # noqa: E402
 
 DISPLAY_SIDE = 256  # small pictures are enlarged (nearest) to about this many pixels in the page
+KEPT_DOWNLOADS = 4  # download folders kept on disk (older ones are removed)
+CACHE_LIFETIME = (600, 3600)  # Gradio's cache of shown pictures and files: every 10 min, drop those over 1 h
 
 
 class Studio:
@@ -44,6 +49,8 @@ class Studio:
         self.num_classes = getattr(model.denoiser, "num_classes", None)
         self.has_prompt = hasattr(model.denoiser, "prompt")
         self.default_steps = model.sampling.num_timesteps
+        self._downloads: Optional[str] = None
+        self._download_count = 0
 
     # ------------------------------------------------------------------ inputs
 
@@ -66,6 +73,25 @@ class Studio:
                 raise L.StudioInputError("mask: upload a mask file (255 = known) or choose another mask source")
             return L.mask_from_upload(mask_file, picture.shape, self.size, invert)
         return L.mask_from_layers(editor, self.size, invert)
+
+    def state_numel(self) -> int:
+        """Numbers in one kept state (at most the picture's; a latent space keeps fewer)."""
+        return int(self.channels) * int(self.size) ** 2
+
+    # ------------------------------------------------------------------ downloads
+
+    def download_folder(self, key: int) -> str:
+        """A fresh folder for result ``key``'s download, inside the one folder the studio owns (removed at
+        exit); only the ``KEPT_DOWNLOADS`` newest stay (the page has its own copy once it is shown)."""
+        if self._downloads is None:
+            self._downloads = tempfile.mkdtemp(prefix="repaint_studio_")
+            atexit.register(shutil.rmtree, self._downloads, True)
+        self._download_count += 1
+        folder = os.path.join(self._downloads, f"{self._download_count:06d}_result_{key}")
+        os.makedirs(folder)
+        for old in sorted(os.listdir(self._downloads))[:-KEPT_DOWNLOADS]:
+            shutil.rmtree(os.path.join(self._downloads, old), ignore_errors=True)
+        return folder
 
     # ------------------------------------------------------------------ settings
 
@@ -146,7 +172,7 @@ def schedule_figure(studio: Studio, controls: L.ScheduleControls, steps) -> tupl
 
 def save_download(result: L.Result, studio: Studio) -> list[str]:
     """result_<key>.png and a zip with image.png, keep_mask.png, result.png and config.yaml."""
-    folder = tempfile.mkdtemp(prefix="repaint_studio_")
+    folder = studio.download_folder(result.key)
     png = os.path.join(folder, f"result_{result.key}.png")
     Image.fromarray(result.picture).save(png)
     config = L.reproduce_config(result, studio.model_config, result_extra(result, studio))
@@ -284,6 +310,7 @@ def run_handler(studio: Studio):
             controls = controls_of(steps, jump_length, jump_n_sample, start_resampling, profile, strength, explicit)
             times = L.schedule_times(controls, settings["steps"])
             kept = kept_transitions(times, keep_every, extra=keep_at)
+            L.check_run_size(variants or 0, len(kept), studio.state_numel())
             apply_settings(studio.model, settings)
         except L.StudioInputError as e:
             yield message_only(tree, str(e))
@@ -339,6 +366,7 @@ def branch_plan(studio: Studio, tree, key, index, tail_mode, new_seed, controls:
     steps = parent.settings.get("steps")
     tail = None if tail_mode == "saved rest" else L.branch_tail(controls, state.t, studio.num_timesteps(steps))
     times = state.continue_times(tail)
+    L.check_schedule_size(times, "branch")
     return parent, state, times, count_network_calls(times[state.index + 1 :])
 
 
@@ -382,6 +410,7 @@ def branch_handler(studio: Studio):
             seed = int(branch_seed) if new_seed else parent.seed
             settings = {**parent.settings, "seed": seed}
             kept = kept_transitions(times, keep_every, state, keep_at)
+            L.check_run_size(1, len(kept), studio.state_numel())
             apply_settings(studio.model, settings)
         except L.StudioInputError as e:
             yield message_only(tree, str(e))
@@ -670,7 +699,7 @@ def _wire_jobs(studio: Studio, ui: SimpleNamespace) -> None:
 def build_app(studio: Studio) -> gr.Blocks:
     """The page; one sampling job at a time (a queue), the stop button outside the queue's limit."""
     ui = SimpleNamespace()
-    with gr.Blocks(title="RePaint Studio", analytics_enabled=False) as demo:
+    with gr.Blocks(title="RePaint Studio", analytics_enabled=False, delete_cache=CACHE_LIFETIME) as demo:
         ui.tree = gr.State(None)
         gr.Markdown(INTRO)
         ui.message = gr.Markdown("", elem_id="message")

@@ -25,6 +25,13 @@ from repaint_pl.sampler import SamplerState, StepState
 from repaint_pl.schedules import ExplicitTimes, JumpSchedule, ProfileSchedule, check_times, count_network_calls
 
 MAX_UPLOAD_SIDE = 4096  # a bigger upload is refused (a page, not a crash)
+# a schedule the page accepts (the queue runs one job at a time: a run must end, and its states fit in memory)
+MAX_TRANSITIONS = 40_000  # the paper's 1000 steps with jumps 10×10 are 18 820
+MAX_NETWORK_CALLS = 20_000
+MAX_JUMP_N_SAMPLE = 100
+MAX_TIME_LIST_CHARS = 8 * (MAX_TRANSITIONS + 1)
+MAX_VARIANTS = 4
+MAX_KEPT_BYTES = 4 << 30  # kept states of one run (every variant), float32
 STUDIO_MASK_TYPES = ("thick", "thin", "nn2", "ev2li", "genhalf", "ex64", "box", "outpaint")
 
 
@@ -177,6 +184,8 @@ class ScheduleControls:
 
 def parse_times(text: str, num_timesteps: int) -> list[int]:
     """An explicit time table from ``"9 8 7 8 7 … -1"`` (spaces or commas); checked like eval.py checks it."""
+    if len(text) > MAX_TIME_LIST_CHARS:
+        raise StudioInputError(f"time list: too long (at most {MAX_TRANSITIONS} transitions)")
     try:
         times = [int(tok) for tok in text.replace(",", " ").split()]
     except ValueError:
@@ -185,11 +194,33 @@ def parse_times(text: str, num_timesteps: int) -> list[int]:
         raise StudioInputError("time list: empty")
     if times[0] + 1 > num_timesteps:
         raise StudioInputError(f"time list: starts at t={times[0]}, the model has {num_timesteps} respaced steps")
+    check_schedule_size(times, "time list")
     try:
         check_times(times, times[0] + 1)
     except ValueError as e:
         raise StudioInputError(str(e)) from None
     return times
+
+
+def check_schedule_size(times: Sequence[int], what: str = "schedule") -> None:
+    """Refuse (one line) a table longer than ``MAX_TRANSITIONS`` or costing more than ``MAX_NETWORK_CALLS``."""
+    if len(times) - 1 > MAX_TRANSITIONS:
+        raise StudioInputError(f"{what}: {len(times) - 1} transitions, at most {MAX_TRANSITIONS} in the studio")
+    calls = count_network_calls(times)
+    if calls > MAX_NETWORK_CALLS:
+        raise StudioInputError(f"{what}: {calls} network calls, at most {MAX_NETWORK_CALLS} in the studio")
+
+
+def check_run_size(variants: int, kept: int, state_numel: int) -> None:
+    """Refuse (one line) more variants than ``MAX_VARIANTS`` or kept states beyond ``MAX_KEPT_BYTES``."""
+    if not 1 <= int(variants) <= MAX_VARIANTS:
+        raise StudioInputError(f"variants: {variants}, expected 1 … {MAX_VARIANTS}")
+    size = int(variants) * int(kept) * int(state_numel) * 4
+    if size > MAX_KEPT_BYTES:
+        raise StudioInputError(
+            f"kept states: {kept} per variant would take {size / 2**30:.1f} GiB (at most {MAX_KEPT_BYTES >> 30}); "
+            f"keep fewer (a larger k)"
+        )
 
 
 def schedule_table(c: ScheduleControls, num_timesteps: int):
@@ -210,12 +241,26 @@ def schedule_times(c: ScheduleControls, num_timesteps: int) -> list[int]:
     """The time table of the controls for a process of ``num_timesteps`` respaced steps."""
     if int(c.jump_length) < 1 or int(c.jump_n_sample) < 1:
         raise StudioInputError("schedule: jump length and resamplings must be at least 1")
+    if not c.explicit.strip():  # before the table is built: its length grows with steps × resamplings
+        if int(c.jump_n_sample) > MAX_JUMP_N_SAMPLE:
+            raise StudioInputError(
+                f"schedule: {c.jump_n_sample} resamplings, at most {MAX_JUMP_N_SAMPLE} in the studio"
+            )
+        steps = int(c.t_T) if c.t_T is not None else int(num_timesteps)
+        estimate = steps * (2 * int(c.jump_n_sample) - 1)
+        if estimate > 2 * MAX_TRANSITIONS:
+            raise StudioInputError(
+                f"schedule: {steps} steps with {c.jump_n_sample} resamplings is about {estimate} transitions, "
+                f"at most {MAX_TRANSITIONS} in the studio"
+            )
     try:
-        return schedule_table(c, num_timesteps).times(num_timesteps)
+        times = schedule_table(c, num_timesteps).times(num_timesteps)
     except StudioInputError:
         raise
     except ValueError as e:
         raise StudioInputError(f"schedule: {e}") from None
+    check_schedule_size(times)
+    return times
 
 
 def branch_tail(c: ScheduleControls, t: int, num_timesteps: int) -> list[int]:
