@@ -169,21 +169,22 @@ def network_only(module: RePaintModule, setup: BenchSetup, calls: int, batch: in
     image, _, _ = inputs(setup, batch)
     d = module.sampling.to(image.device)
     t = torch.full((batch,), d.num_timesteps // 2, device=image.device)
-    x = image.contiguous(memory_format=module.memory_format)
+    x, denoiser = image, module.denoiser
 
     def run() -> None:
         with autocast(setup, fast):
             for _ in range(calls):
-                module.forward_net(x, d.model_time(t))
+                denoiser.forward_net(x, d.model_time(t))
 
     return timed(run, torch.device(setup.device))
 
 
 class NetworkClock:
-    """Time spent inside ``module.forward_net`` during a run (CUDA events on GPUs: no extra synchronisation)."""
+    """Time spent inside the ADM denoiser's network callable (``forward_net``) during a run (CUDA events on
+    GPUs: no extra synchronisation).  The clock wraps the denoiser's callable; the module is untouched."""
 
     def __init__(self, module: RePaintModule):
-        self.module, self.cuda = module, module.device.type == "cuda"
+        self.denoiser, self.cuda = module.denoiser, module.device.type == "cuda"
         self.spans: list[Any] = []
 
     def _timed_forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -200,12 +201,12 @@ class NetworkClock:
         return out
 
     def __enter__(self) -> "NetworkClock":
-        self.forward = self.module.forward_net
-        self.module.forward_net = self._timed_forward
+        self.forward = self.denoiser.forward_net
+        self.denoiser.forward_net = self._timed_forward
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.module.forward_net = self.forward
+        self.denoiser.forward_net = self.forward
 
     def seconds(self) -> float:
         if self.cuda:
@@ -244,7 +245,7 @@ def diffusers_timings(module: RePaintModule, setup: BenchSetup, batch: int) -> t
     from diffusers import RePaintPipeline, RePaintScheduler
 
     clock = NetworkClock(module)
-    unet = EpsOnly(lambda x, t: module.forward_net(x, t), module.device)  # through the clock
+    unet = EpsOnly(lambda x, t: module.denoiser.forward_net(x, t), module.device)  # through the clock
     pipe = RePaintPipeline(unet=unet, scheduler=RePaintScheduler(num_train_timesteps=1000))
     pipe.set_progress_bar_config(disable=True)
     image, mask, _ = inputs(setup, batch)

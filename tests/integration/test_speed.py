@@ -118,14 +118,14 @@ def test_benchmark_clock_and_call_counts_are_what_happens(monkeypatch):
 
     setup = bench.BenchSetup(preset="tiny", image_size=32, channels=3, steps=6, jump_length=2, jump_n_sample=2)
     m = bench.make_module(setup, fast=False, compile=False)
-    calls, real = [], m.forward_net
+    calls, real = [], m.denoiser.forward_net
 
     def slow_net(*args, **kwargs):
         calls.append(1)
         time.sleep(0.02)
         return real(*args, **kwargs)
 
-    m.forward_net = slow_net
+    m.denoiser.forward_net = slow_net
     with torch.no_grad():
         total, inside = bench.repaint_timings(m, setup, 1)
     assert len(calls) == count_network_calls(m.times) == 10
