@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import importlib
 import json
 import os
 from typing import Any, Iterable, Mapping, Optional
@@ -74,9 +75,22 @@ def excluded(key: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(key, p) for p in patterns)
 
 
+def canonical_class_path(path: Any) -> Any:
+    """The one public path of the class that ``path`` names (``repaint_pl.samplers.RePaintSampler`` and
+    ``repaint_pl.sampling.RePaintSampler`` are one class, so one fingerprint); unknown paths stay as given."""
+    if not isinstance(path, str) or "." not in path:
+        return path
+    module, _, name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return path
+    return f"{cls.__module__}.{cls.__qualname__}" if isinstance(cls, type) else path
+
+
 def picture_keys(config: Mapping[str, Any], exclude: Iterable[str] = EXCLUDE) -> dict[str, Any]:
     """The configuration's dotted keys that determine the pictures (``config``: the resolved config as a dict)."""
-    flat = flatten(config)
+    flat = {k: canonical_class_path(v) if k.endswith("class_path") else v for k, v in flatten(config).items()}
     keep = set(KEEP) | (set(GLOBAL_NOISE_KEEP) if flat.get("model.noise") == "global" else set())
     return {k: v for k, v in sorted(flat.items()) if k in keep or not excluded(k, exclude)}
 

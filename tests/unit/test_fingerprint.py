@@ -191,3 +191,27 @@ def test_rerun_with_another_seed_refuses_or_resamples_everything(tmp_path, tiny_
     assert yaml.safe_load(open(os.path.join(out, "config.yaml")))["model"]["seed"] == 4
     stamp = json.load(open(os.path.join(out, FINGERPRINT_FILE)))
     assert stamp["model.seed"] == 4 and stamp["ckpt"].startswith("sha256:")
+
+
+def test_one_class_under_old_and_new_paths_fingerprints_alike():
+    from repaint_pl.fingerprint import canonical_class_path, picture_keys
+
+    old = {"model": {"sampler": {"class_path": "repaint_pl.samplers.RePaintSampler"}}}
+    new = {"model": {"sampler": {"class_path": "repaint_pl.sampling.RePaintSampler"}}}
+    assert picture_keys(old) == picture_keys(new)
+    assert canonical_class_path("repaint_pl.sampler.RePaintSampler") == "repaint_pl.sampling.RePaintSampler"
+    assert canonical_class_path("no.such.Thing") == "no.such.Thing"
+
+
+@pytest.mark.slow
+def test_a_default_run_resumes_with_the_sampler_config_file(tmp_path, tiny_ckpt, image_folders):
+    """A run with the default sampler, rerun with --config configs/sampler/repaint.yaml (the same sampler under
+    its config file's class path) resumes: nothing is refused, nothing is sampled again."""
+    out = str(tmp_path / "out")
+    eval_main(eval_args(tiny_ckpt, image_folders[0], out))
+    first = {f: os.stat(os.path.join(out, "inpainted", "thick", f)).st_mtime_ns for f in pictures(out)}
+    conf = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "sampler", "repaint.yaml")
+    eval_main(eval_args(tiny_ckpt, image_folders[0], out, "--config", conf))
+    again = {f: os.stat(os.path.join(out, "inpainted", "thick", f)).st_mtime_ns for f in pictures(out)}
+    assert again == first  # resumed: every picture counted as done
+    eval_main(eval_args(tiny_ckpt, image_folders[0], out, "--model.sampler", "repaint_pl.samplers.RePaintSampler"))
