@@ -55,6 +55,7 @@ class Denoiser(ABC):
 
     diffusion: Diffusion
     clip_x0: Optional[float] = None
+    training_process: Optional[Diffusion] = None  # the full process it trains on (None: not trained here)
 
     @abstractmethod
     def bind(self, cond: Conditioning, noise: NoiseSource) -> tuple[ModelFn, Optional[GradFn]]: ...
@@ -63,11 +64,14 @@ class Denoiser(ABC):
         """The modules to hold (and checkpoint) under these names: the denoiser itself if it is a module."""
         return {"denoiser": self} if isinstance(self, nn.Module) else {}
 
+    def not_trained(self) -> ValueError:
+        return ValueError(f"{type(self).__name__} is not trained here: train.py trains guided-diffusion (ADM) nets")
+
     def train_output(self, x_t: Tensor, t: Tensor, y: Optional[Tensor] = None) -> Tensor:
-        raise ValueError(f"{type(self).__name__} is not trained here: train.py trains guided-diffusion (ADM) nets")
+        raise self.not_trained()
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
-        raise ValueError(f"{type(self).__name__} is not trained here: train.py trains guided-diffusion (ADM) nets")
+        raise self.not_trained()
 
 
 def adm_model_fn(net: Callable[..., Tensor], diffusion: Diffusion, y: Optional[Tensor] = None) -> ModelFn:

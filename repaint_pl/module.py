@@ -243,6 +243,8 @@ class RePaintModule(L.LightningModule):
         The loss math runs in float32 whatever the trainer's precision (the network in its own).
         """
         x0 = batch["image"].float()
+        if self.denoiser.training_process is None:
+            raise self.denoiser.not_trained()
         d = self.denoiser.training_process.to(x0.device)
         t, noise = self.draw_training_noise(x0, d.num_timesteps, generator)
         x_t = q_sample(d, x0, t, noise)
