@@ -7,12 +7,20 @@ optional class labels from class folders (ImageNet val layout) or a label file.
 
 A bad file never stops a run: its item carries ``error`` (one line naming the file) and is skipped
 by the sampler, reported, and recorded in the summary.
+
+Sample ids (which seed each sample's noise and generated mask) follow the input's *name* (its path
+below the folder, ``name_index``) for ``ImageFolderDataModule``: adding or removing images leaves the
+other pictures as they were.  In the original layout (``InpaintFolderDataModule``, or any mask folder
+paired in sorted order) the id is the image's index in the full sorted list, as the original seeds
+them; there ``input_list()`` gives the list the ids depend on, and eval.py refuses to add to an output
+folder made from another list (``check_input_list``).
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 from typing import Any, Literal, Optional, Sequence
 
@@ -26,7 +34,8 @@ from repaint_pl.masks import keep_mask
 from .images import ImageFileError, image_size_of, is_binary, list_images, load_image, load_mask
 from .prompts import find_sidecar, read_prompts
 
-MASK_CODES = 1024  # sample id = image index · MASK_CODES + code of the mask type name
+MASK_CODES = 1024  # sample id = image index (or name index) · MASK_CODES + code of the mask type name
+INPUT_LIST_FILE = "inputs.json"  # beside the outputs of a run whose ids are list positions
 
 
 def mask_code(mask_type: str) -> int:
@@ -39,6 +48,43 @@ def sample_id(image_index: int, mask_type: Optional[str] = None) -> int:
     else ``image_index · MASK_CODES + mask_code(mask_type)``, so that adding or removing a mask type
     leaves the ids (and pictures) of the other types unchanged."""
     return int(image_index) if mask_type is None else int(image_index) * MASK_CODES + mask_code(mask_type)
+
+
+def name_index(relative_path: str) -> int:
+    """A stable 48-bit number for an input's path below its folder (``/`` separators): its "index" when
+    ids follow names, so that adding an input changes no other input's id."""
+    key = relative_path.replace(os.sep, "/")
+    return int(hashlib.sha1(key.encode()).hexdigest()[:12], 16)
+
+
+def check_input_list(out_dir: str, inputs: Sequence[str], overwrite: bool = False, write: bool = True) -> None:
+    """Refuse (one line) to add to ``out_dir`` the pictures of another input list when sample ids are
+    positions in that list (the original layout): the old pictures would keep ids that a fresh run
+    gives other images.  Records ``inputs`` in ``out_dir/inputs.json`` (if ``write``)."""
+    path = os.path.join(out_dir, INPUT_LIST_FILE)
+    inputs = list(inputs)
+    if not overwrite and os.path.isfile(path):
+        try:
+            with open(path) as f:
+                old = list(json.load(f)["inputs"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ValueError(f"{path}: unreadable; remove it or pass --writer.overwrite true") from None
+        if old != inputs:
+            added, removed = sorted(set(inputs) - set(old)), sorted(set(old) - set(inputs))
+            change = "; ".join(
+                f"{label} {len(names)} ({', '.join(names[:3])}{', …' if len(names) > 3 else ''})"
+                for label, names in (("added", added), ("removed", removed))
+                if names
+            ) or "same files in another order"
+            raise ValueError(
+                f"{out_dir}: made from another input list ({change}); sample ids here are positions in the "
+                f"sorted list, so old and new pictures would not match: use another --writer.out_dir, or "
+                f"--writer.overwrite true to sample everything again"
+            )
+    if write:
+        from repaint_pl.files import write_json
+
+        write_json({"ids": "position in this list", "inputs": inputs}, path)
 
 
 def model_channels(trainer: Optional[L.Trainer]) -> Optional[int]:
@@ -165,7 +211,7 @@ class InpaintItems(Dataset):
             w, h = image_size_of(mask_path)
             W, H = image_size_of(image_path)
             raise ImageFileError(f"{mask_path}: mask is {w}x{h} but its image {image_path} is {W}x{H}")
-        mask = load_mask(mask_path, self.image_size, self.invert_masks)
+        mask = load_mask(mask_path, self.image_size, self.invert_masks, channels=self.channels)
         if self.mask_threshold is None or is_binary(mask):
             return mask
         if not self._warned:
@@ -200,7 +246,7 @@ class InpaintItems(Dataset):
         except ImageFileError as e:
             item["error"] = str(e)
             item["image"] = torch.zeros(self.channels, self.image_size, self.image_size)
-            item["keep_mask"] = torch.ones(1 if self.generated else 3, self.image_size, self.image_size)
+            item["keep_mask"] = torch.ones(1 if self.generated else self.channels, self.image_size, self.image_size)
         return item
 
 
@@ -218,7 +264,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         mask_threshold: binarise non-binary masks at this value (None keeps soft masks).
         class_folders: class labels from the first folder level (ImageNet val: wnid folders).
         labels: a label file (``name label`` per line, or CSV) instead.
-        max_images, offset: a slice of the sorted images (sample ids stay those of the full list).
+        max_images, offset: a slice of the sorted images (sample ids do not depend on the slice).
         mask_seed: seeds the generated masks.
         channels: 3 (RGB) or 1 (grey); None: the model's (images are converted when read).
         prompts: per-image prompts for text models (``prompts.txt``: one line per image in sorted order, or
@@ -281,6 +327,22 @@ class ImageFolderDataModule(L.LightningDataModule):
             )
         return [by_stem[output_stem(i, self.image_path)] for i in images]
 
+    def ids_by_position(self) -> bool:
+        """Whether sample ids are positions in the sorted list (masks paired in sorted order, as the
+        original) rather than derived from the images' names."""
+        return bool(self.mask_path) and self.pair_masks == "sorted" and not os.path.isfile(self.mask_path)
+
+    def _relative(self, path: str, root: str) -> str:
+        return os.path.relpath(path, root) if os.path.isdir(root) else os.path.basename(path)
+
+    def input_list(self) -> Optional[list[str]]:
+        """The inputs whose positions are the sample ids (images, then masks, by path below their folders),
+        or None when ids follow the names (then adding inputs changes no other picture)."""
+        if not self.ids_by_position():
+            return None
+        images = [self._relative(p, self.image_path) for p in list_images(self.image_path)]
+        return images + [self._relative(p, self.mask_path) for p in list_images(self.mask_path)]
+
     def setup(self, stage: str = "predict") -> None:
         images = list_images(self.image_path)
         labels = self._image_labels(images)
@@ -290,14 +352,17 @@ class ImageFolderDataModule(L.LightningDataModule):
         stems = [output_stem(images[i], self.image_path) for i in index]
         check_unique(stems, [images[i] for i in index])
         kinds = self.mask_types if masks is None else [None]
-        # one entry per (image, mask type); ids and masks depend on the image's index in the full list
+        # one entry per (image, mask type); ids and generated masks depend on the image's name (its path
+        # below the folder), or in the original layout on its index in the full sorted list
+        by_position = self.ids_by_position()
+        keys = {i: i if by_position else name_index(self._relative(images[i], self.image_path)) for i in index}
         pairs = [(stem, i, k) for stem, i in zip(stems, index) for k in range(len(kinds))]
-        # ids from (image index, mask type name): stable when the list of mask types changes
+        # ids from (image key, mask type name): stable when the list of mask types changes
         sidecar = self.prompts or find_sidecar(self.image_path)
         prompts = read_prompts(sidecar, images, [output_stem(p, self.image_path) for p in images]) if sidecar else None
         self.dataset = InpaintItems(
             [(stem, images[i], masks[i] if masks else kinds[k]) for stem, i, k in pairs],
-            [sample_id(i, kinds[k]) for _, i, k in pairs],
+            [sample_id(keys[i], kinds[k]) for _, i, k in pairs],
             self.image_size,
             generated=masks is None,
             mask_seed=self.mask_seed,
@@ -306,7 +371,7 @@ class ImageFolderDataModule(L.LightningDataModule):
             labels=[labels[i] for _, i, _ in pairs] if labels else None,
             channels=resolve_channels(self.channels, self.trainer),
             check_mask_size=self.check_mask_size,
-            image_index=[i for _, i, _ in pairs],
+            image_index=[keys[i] for _, i, _ in pairs],
             prompts=[prompts[i] for _, i, _ in pairs] if prompts else None,
         )
 

@@ -9,19 +9,17 @@ generators) are derived from the sample keys, so results do not depend on shardi
 from __future__ import annotations
 
 import hashlib
-import io
 from typing import Any, Iterator, Optional, Sequence
 
 import lightning as L
 import torch
 import webdataset as wds
-from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset
 
 from repaint_pl.masks import keep_mask
 
 from .folders import resolve_channels, sample_id
-from .images import ImageFileError, center_crop_resize, to_chw
+from .images import ImageFileError, center_crop_resize, read_image, to_chw
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
 
@@ -32,14 +30,9 @@ def key_index(key: str) -> int:
 
 
 def decode(data: bytes, source: str, size: int, mode: str) -> torch.Tensor:
-    """Image bytes as float ``[C, size, size]`` in [0, 255] after guided-diffusion's resize and crop."""
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            arr = center_crop_resize(im.convert(mode), size)
-    except Exception as e:  # PIL raises many types for broken data
-        raise ImageFileError(f"{source}: unreadable or corrupt image ({e.__class__.__name__})") from None
-    return to_chw(arr.astype("float32"))
+    """Image bytes as float ``[C, size, size]`` in [0, 255] after guided-diffusion's resize and crop
+    (decoded by the guarded ``read_image``: size limit, bit depth, EXIF orientation)."""
+    return to_chw(center_crop_resize(read_image(data, mode, name=source), size).astype("float32"))
 
 
 class ShardItems(IterableDataset):

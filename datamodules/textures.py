@@ -20,7 +20,7 @@ from repaint_pl.masks import PAPER_MASK_TYPES
 from repaint_pl.noise import sample_seed
 
 from .folders import InpaintItems, resolve_channels, sample_id
-from .images import ImageFileError, list_images, open_rgb
+from .images import ImageFileError, list_images, read_image
 
 SKIMAGE_TEXTURES = ("brick", "grass", "gravel")
 
@@ -175,9 +175,16 @@ class TextureDataModule(L.LightningDataModule):
         if self.root is None:
             return [(name, skimage_texture(name)) for name in self.texture_names]
         return [
-            (os.path.splitext(os.path.relpath(p, self.root))[0].replace(os.sep, "_"), open_rgb(p))
+            (os.path.splitext(os.path.relpath(p, self.root))[0].replace(os.sep, "_"), read_image(p))
             for p in list_images(self.root)
         ]
+
+    def input_list(self) -> Optional[list[str]]:
+        """The texture files whose positions are the sample ids (a ``root`` folder), or None for the
+        configured scikit-image textures (their list is part of the configuration)."""
+        if self.root is None:
+            return None
+        return [os.path.relpath(p, self.root) if os.path.isdir(self.root) else p for p in list_images(self.root)]
 
     def setup(self, stage: str = "fit") -> None:
         if self.parts is None:

@@ -4,14 +4,26 @@ Anything can be set the Lightning CLI way (``--config`` files, dotted overrides 
 ``--model.schedule.init_args.jump_length 5``).  Shorthands: ``--devices``,
 ``--accelerator``, ``--num_nodes`` (for ``--trainer.*``) and ``--seed`` (``--model.seed``
 and ``--seed_everything``).  ``eval.py`` adds ``--ckpt`` (a guided-diffusion ``.pt`` or a
-train.py ``.ckpt``), ``--classifier_ckpt`` and ``--repaint_conf`` (an original RePaint YAML).
+train.py ``.ckpt``), ``--classifier_ckpt`` and ``--repaint_conf`` (an original RePaint YAML),
+and short flags (``SHORT_FLAGS``: ``--images``, ``--mask``, ``--masks``, ``--steps``, ``--image_size``,
+``--out`` …).
+
+The order in which sources compose (``SOURCE_ORDER``, also in ``eval.py --help``): first the configs
+that ``--pretrained``, ``--repaint_conf`` and ``--ckpt`` imply, then the command line from left to
+right, where each ``--config`` file, dotted option and short flag applies where it stands and a later
+one wins over an earlier one.  ``--images DIR`` selects the image-folder data class at its position
+(so ``--config demo.yaml --images DIR`` runs on DIR, and a ``--config`` after it would replace it);
+the data flags ``--mask``, ``--masks`` and ``--image_size`` given before ``--images`` apply right
+after it.  A command-line ``--ckpt`` wins over any config file's ``ckpt``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import warnings
+from argparse import ArgumentError
 from typing import Any, Callable, Optional
 
 import lightning as L
@@ -19,6 +31,7 @@ import yaml
 from lightning.pytorch.cli import LightningCLI
 
 from .module import RePaintModule
+from .noise import check_global_noise
 from .nets import RELEASED_FILES, read_checkpoint
 from .nets.checkpoint import is_lightning_checkpoint, sub_state_dict
 from .files import OutputError
@@ -162,12 +175,27 @@ SHORT_FLAGS: dict[str, Any] = {
 }
 
 
+DATA_SHORT_FLAGS = ("--mask", "--masks", "--image_size")  # arguments of the data class --images selects
+SOURCE_ORDER = (
+    "Sources compose in this order, a later one winning over an earlier one: the configs implied by "
+    "--pretrained, --repaint_conf and --ckpt; then the command line from left to right, each --config file, "
+    "dotted option (--data.image_size 64) and short flag (--images, --mask, --masks, --steps, --image_size, "
+    "--jump_length, --jump_n_sample, --out, --prompt, --negative_prompt, --guidance_scale, --seed, --devices, "
+    "--accelerator, --num_nodes) where it stands. --images DIR selects the image-folder data class there, so "
+    "'--config demo.yaml --images DIR' runs on DIR (a --config after --images replaces it); --mask, --masks and "
+    "--image_size given before --images apply right after it. A command-line --ckpt wins over a config's ckpt."
+)
+
+
 def expand_short_flags(argv: list[str]) -> list[str]:
     """``--images DIR --masks thick,nn2 --steps 50 --out OUT`` -> the LightningCLI arguments they stand for.
 
-    ``--images`` (a folder or one picture) comes first so that the data class precedes its arguments.
+    Each short flag expands where it stands, so it composes with ``--config`` files and dotted options
+    in the command line's order (later wins, ``SOURCE_ORDER``).  ``--images`` (a folder or one picture)
+    selects the data class: the data flags (``DATA_SHORT_FLAGS``) given before it apply right after it.
     """
-    out, first, i = [], [], 0
+    keys = [a.partition("=")[0] for a in argv]
+    out, held, i = [], [], 0
     while i < len(argv):
         key, eq, value = argv[i].partition("=")
         if key not in SHORT_FLAGS:
@@ -176,11 +204,18 @@ def expand_short_flags(argv: list[str]) -> list[str]:
             continue
         if not eq and i + 1 >= len(argv):
             raise ValueError(f"{key}: missing value")
+        at = i
         value, i = (value, i + 1) if eq else (argv[i + 1], i + 2)
         target = SHORT_FLAGS[key]
         expanded = target(value, argv) if callable(target) else [f"{target}={value}"]
-        (first if key == "--images" else out).extend(expanded)
-    return first + out
+        if key in DATA_SHORT_FLAGS and "--images" in keys[at + 1 :]:
+            held.extend(expanded)  # for the data class that a later --images selects
+            continue
+        out.extend(expanded)
+        if key == "--images":
+            out.extend(held)
+            held = []
+    return out
 
 
 def _pretrained_front(argv: list[str]) -> list[str]:
@@ -280,6 +315,23 @@ class RePaintCLI(LightningCLI):
         BranchStates.add_to_parser(parser)  # --save_state_at K --state_dir DIR, --resume_state DIR
 
 
+EVAL_DESCRIPTION = "RePaint every input of a dataset and write the pictures, metrics and summary. " + SOURCE_ORDER
+
+
+class UsageError(ValueError):
+    """Arguments that do not parse (one line; ``eval.py --help`` lists the options)."""
+
+
+_USAGE_NOISE = ("Does not validate against any of the Union subtypes", "Subtypes:", "Errors:", "Given value")
+
+
+def usage_error_line(message: str) -> str:
+    """jsonargparse's multi-line parse error as one line: the key and the innermost reasons."""
+    lines = [line.strip().lstrip("- ").strip() for line in message.splitlines()]
+    kept = [line for line in lines if line and not line.startswith(_USAGE_NOISE) and "NoneType" not in line]
+    return " ".join(kept) + " (eval.py --help lists the options)"
+
+
 def eval_cli(argv: list[str]) -> RePaintCLI:
     """The eval command line, instantiated (model with its weights, data, trainer), nothing run yet.
 
@@ -289,18 +341,23 @@ def eval_cli(argv: list[str]) -> RePaintCLI:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
-            cli = RePaintCLI(
-                RePaintModule,
-                L.LightningDataModule,
-                subclass_mode_data=True,
-                run=False,
-                args=argv,
-                trainer_defaults=EVAL_TRAINER_DEFAULTS,
-                save_config_callback=None,
-                seed_everything_default=0,
-            )
+            try:
+                cli = RePaintCLI(
+                    RePaintModule,
+                    L.LightningDataModule,
+                    subclass_mode_data=True,
+                    run=False,
+                    args=argv,
+                    trainer_defaults=EVAL_TRAINER_DEFAULTS,
+                    save_config_callback=None,
+                    seed_everything_default=0,
+                    parser_kwargs={"exit_on_error": False, "description": EVAL_DESCRIPTION},
+                )
+            except ArgumentError as e:  # one line instead of the usage of every option
+                raise UsageError(usage_error_line(str(e))) from None
         config = cli.config
         config["trust_checkpoint"] = trust_from_command_line(argv, config["trust_checkpoint"])
+        load_checkpoints(cli.model, config["ckpt"], config["classifier_ckpt"], config["trust_checkpoint"])
     finally:
         _KEPT_CHECKPOINTS.clear()
     return cli
@@ -323,29 +380,95 @@ def load_model(args: Optional[list[str]] = None, default_data: str = "configs/de
 
 
 def eval_main(args: Optional[list[str]] = None) -> RePaintCLI:
-    """``eval.py``: RePaint every input of the datamodule and write the pictures."""
+    """``eval.py``: RePaint every input of the datamodule and write the pictures.
+
+    Bad inputs do not stop the run: each is logged once and listed in ``errors.json`` beside the
+    outputs; the returned CLI's ``failed_inputs`` holds them and ``exit_status`` is 1 if there are any.
+    """
     from repaint_pl.callbacks import RePaintWriter
+
+    from repaint_pl.datamodules.folders import check_input_list
 
     from .fingerprint import digest, guard_run
 
     cli = eval_cli(prepare_eval_argv(sys.argv[1:] if args is None else args))
-    if cli.model.noise_mode == "global" and cli.trainer.world_size > 1:  # every process would draw one stream
-        raise ValueError(
-            f"model.noise=global draws the original's single stream: it cannot run on {cli.trainer.world_size} "
-            f"processes; use --devices 1 or model.noise=per_sample"
-        )
+    if cli.model.noise_mode == "global":  # refused before anything is written, not at the first batch
+        check_global_noise(cli.trainer.world_size)
     # the outputs' fingerprint: refuse a folder of another configuration's pictures, then record this one
     writer = next(c for c in cli.trainer.callbacks if isinstance(c, RePaintWriter))
     main = cli.trainer.is_global_zero
     if main:
         os.makedirs(writer.out_dir, exist_ok=True)
     config = yaml.safe_load(cli.parser.dump(cli.config, skip_check=True))
+    # where sample ids are positions in the input list (the original layout), a changed list is refused
+    input_list = getattr(cli.datamodule, "input_list", None)
+    inputs = input_list() if callable(input_list) else None
+    if inputs is not None:
+        check_input_list(writer.out_dir, inputs, writer.overwrite, write=False)
     fp = guard_run(config, writer.out_dir, writer.overwrite, cli.trainer.strategy.root_device.type, write=main)
     writer.fingerprint = digest(fp)
     if main:
         cli.parser.save(cli.config, os.path.join(writer.out_dir, "config.yaml"), overwrite=True, skip_check=True)
-    cli.trainer.predict(cli.model, datamodule=cli.datamodule, return_predictions=False)
+        if inputs is not None:
+            check_input_list(writer.out_dir, inputs, overwrite=True, write=True)
+    with OnceEachError(logging.getLogger("repaint_pl.module")):
+        cli.trainer.predict(cli.model, datamodule=cli.datamodule, return_predictions=False)
+    record_failed_inputs(cli, writer.out_dir, write=main)
     return cli
+
+
+class OnceEachError(logging.Filter):
+    """While active on ``logger``: a bad input skipped under several mask types is logged once (the
+    ``skipped NAME: ERROR`` lines of ``RePaintModule.predict_step`` with an error already shown are dropped)."""
+
+    def __init__(self, logger: logging.Logger):
+        super().__init__()
+        self.logger, self.seen = logger, set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if not (str(record.msg).startswith("skipped") and len(args) == 2):
+            return True
+        if args[1] in self.seen:
+            return False
+        self.seen.add(args[1])
+        return True
+
+    def __enter__(self) -> "OnceEachError":
+        self.logger.addFilter(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.logger.removeFilter(self)
+
+
+def failed_inputs(errors: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """One entry per bad input file (``file``, one-line ``error``, the ``outputs`` it would have made),
+    from the per-output errors (``name``, ``error``) of every mask type, in first-seen order."""
+    by_error: dict[str, dict[str, Any]] = {}
+    for e in errors:
+        entry = by_error.setdefault(e["error"], {"file": e["error"].partition(": ")[0], "error": e["error"]})
+        entry.setdefault("outputs", []).append(e["name"])
+    return list(by_error.values())
+
+
+def record_failed_inputs(cli: RePaintCLI, out_dir: str, write: bool) -> None:
+    """After a run: ``errors.json`` (one entry per bad input, ``failed_inputs``), one line saying how many
+    inputs failed, and ``cli.exit_status`` 1 if any did (eval.py then exits with it), else 0."""
+    from repaint_pl.callbacks import InpaintMetrics
+    from repaint_pl.callbacks.metrics import gather
+
+    from .files import write_json
+
+    local = [e for c in cli.trainer.callbacks if isinstance(c, InpaintMetrics) for e in c.errors]
+    failed = failed_inputs([e for part in gather(local) for e in part])
+    if write:
+        path = os.path.join(out_dir, "errors.json")
+        write_json(failed, path)
+        if failed:
+            logging.getLogger(__name__).warning("%d input(s) could not be used, listed in %s", len(failed), path)
+    cli.failed_inputs = failed
+    cli.exit_status = 1 if failed else 0
 
 
 class TrainCLI(LightningCLI):
@@ -390,15 +513,19 @@ def command(main: Callable[[], Any]) -> None:
     """Run an entry point; bad input (files, checkpoints, configs) and I/O failures (a read-only or full
     disk, an output path that is a file) end with one line naming the path, and exit status 2.
 
-    ``REPAINT_DEBUG=1`` shows the full traceback instead.
+    ``REPAINT_DEBUG=1`` shows the full traceback instead.  A run that finishes but could not use some
+    of its inputs (``exit_status`` of the result: eval.py lists them in errors.json) exits with status 1.
     """
     try:
-        main()
+        result = main()
     except (ValueError, OSError) as e:
         if os.environ.get("REPAINT_DEBUG"):
             raise
         print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(2)
+    status = getattr(result, "exit_status", 0)
+    if status:
+        sys.exit(status)
 
 
 def one_line(e: BaseException) -> str:

@@ -25,6 +25,8 @@ from PIL import Image
 from torch import Tensor
 from torchmetrics.functional.image import structural_similarity_index_measure
 
+from repaint_pl.files import atomic_write, csv_text
+
 BACKBONE_FILES = {
     "alex": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
     "vgg": "https://download.pytorch.org/models/vgg16-397923af.pth",
@@ -251,22 +253,38 @@ def metric_names(rows: Iterable[dict[str, Any]]) -> list[str]:
     return names
 
 
+def unique_errors(errors: Sequence[dict[str, str]]) -> list[dict[str, str]]:
+    """Each error once (a bad input file fails under every mask type with the same one-line message)."""
+    seen: dict[str, dict[str, str]] = {}
+    for e in errors:
+        seen.setdefault(e["error"], e)
+    return list(seen.values())
+
+
 def summarize(
     rows: Sequence[dict[str, Any]], errors: Sequence[dict[str, str]] = (), extra: Optional[dict] = None
 ) -> dict[str, Any]:
-    """Mean and standard deviation of every metric per mask type (and over all), counts, errors."""
+    """Mean and standard deviation of every metric per mask type (and over all), counts, errors (each once).
+
+    Values that are not finite are left out of a metric's mean and standard deviation (a filled-region
+    metric of an all-known mask is undefined; the PSNR of an exact reproduction is infinite): ``n``
+    says how many values count when some were left out, and a metric with none is absent.
+    """
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(row["mask_type"], []).append(row)
     if len(groups) > 1:
         groups["all"] = list(rows)
-    summary: dict[str, Any] = {"mask_types": {}, "errors": list(errors), "notes": []}
+    summary: dict[str, Any] = {"mask_types": {}, "errors": unique_errors(errors), "notes": []}
     for kind, group in groups.items():
         stats: dict[str, Any] = {"images": len(group)}
         for key in metric_names(group) + ["seconds", "network_calls"]:
             values = np.array([float(r[key]) for r in group if r.get(key) not in ("", None)], dtype=np.float64)
-            if len(values):
-                stats[key] = {"mean": float(values.mean()), "std": float(values.std())}
+            finite = values[np.isfinite(values)]
+            if len(finite):
+                stats[key] = {"mean": float(finite.mean()), "std": float(finite.std())}
+                if len(finite) < len(values):
+                    stats[key]["n"] = int(len(finite))
         stats.update((extra or {}).get(kind, {}))
         summary["mask_types"][kind] = stats
     return summary
@@ -277,7 +295,10 @@ def markdown_table(summary: dict[str, Any]) -> str:
     keys = []
     for stats in kinds.values():
         keys += [k for k in stats if k != "images" and k not in keys]
-    lines = ["| mask type | images | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
+    if not kinds:  # nothing was inpainted (every input failed): no table
+        lines = ["No input was inpainted."]
+    else:
+        lines = ["| mask type | images | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
     for kind, stats in kinds.items():
         cells = []
         for k in keys:
@@ -293,28 +314,20 @@ def markdown_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def atomic_write(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+def _cell(value: Any) -> Any:
+    """A CSV cell: an undefined (NaN) metric is left empty."""
+    return "" if isinstance(value, float) and np.isnan(value) else value
 
 
-def csv_text(rows: Sequence[dict[str, Any]]) -> str:
-    import csv
-    import io
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(CSV_FIELDS) + metric_names(rows), extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(sorted(rows, key=lambda r: r["name"]))
-    return buf.getvalue()
+def metrics_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """metrics.csv: one row per image sorted by name, the fixed columns then the metrics."""
+    ordered = [{k: _cell(v) for k, v in r.items()} for r in sorted(rows, key=lambda r: r["name"])]
+    return csv_text(ordered, list(CSV_FIELDS) + metric_names(rows))
 
 
 def write_reports(out_dir: str, rows: Sequence[dict[str, Any]], summary: dict[str, Any]) -> None:
-    """metrics.csv (per image), summary.json and summary.md (per mask type) in ``out_dir``."""
-    atomic_write(os.path.join(out_dir, "metrics.csv"), csv_text(rows))
+    """metrics.csv (per image), summary.json and summary.md (per mask type) in ``out_dir`` (each atomically)."""
+    atomic_write(os.path.join(out_dir, "metrics.csv"), metrics_csv(rows))
     atomic_write(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2, allow_nan=True))
     atomic_write(os.path.join(out_dir, "summary.md"), markdown_table(summary))
 
@@ -393,6 +406,7 @@ def fid_per_type(
 
 
 def read_errors(results: str) -> list[dict[str, str]]:
+    """The inputs that failed (``errors.json`` beside the outputs: ``file``, ``error`` …), or []."""
     path = os.path.join(results, "errors.json")
     if not os.path.isfile(path):
         return []

@@ -16,7 +16,7 @@ from repaint_pl.datamodules import (
     ShardDataModule,
     TextureDataModule,
 )
-from repaint_pl.datamodules.folders import MASK_CODES, mask_code
+from repaint_pl.datamodules.folders import MASK_CODES, mask_code, name_index
 from repaint_pl.datamodules.images import center_crop_resize
 
 from repaint_pl.masks import MASK_TYPES
@@ -55,7 +55,8 @@ def test_generated_masks_cross_every_image(tmp_path):
         "nn2/coffee.png",
     ]
     codes = [mask_code("thick"), mask_code("nn2")]
-    assert [g["id"] for g in got] == [i * MASK_CODES + c for i in range(3) for c in codes]
+    keys = [name_index(f"{n}.png") for n in ("astronaut", "chelsea", "coffee")]  # ids follow the names
+    assert [g["id"] for g in got] == [k * MASK_CODES + c for k in keys for c in codes]
     assert got[1]["keep_mask"].mean() == 0.25
     sliced = items(ImageFolderDataModule(gts, image_size=32, mask_types=["thick", "nn2"], offset=1, max_images=1))
     assert [s["id"] for s in sliced] == [got[2]["id"], got[3]["id"]]
