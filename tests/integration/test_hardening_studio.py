@@ -1,17 +1,76 @@
-"""The studio against hostile requests (issue 19, case 9): schedules and runs are capped, and temporary
-files are bounded.  Handlers are called as plain functions (no browser)."""
+"""The studio against hostile uploads and requests (issue 19, cases 6 and 9): a decompression bomb is refused
+from its header, messages never show server paths or raw decoder text, schedules and runs are capped, and
+temporary files are bounded.  Handlers are called as plain functions (no browser)."""
 
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
 import time
+import zlib
 
 import numpy as np
 import pytest
+from PIL import Image
 from test_studio import RUN_ARGS, editor_value, studio  # noqa: F401  (the module's tiny-model studio fixture)
 
 from repaint_pl.apps.studio import logic as L
+
+
+def grey_png(path: str, side: int) -> str:
+    """A valid all-black ``side``² 8-bit grey PNG, written row by row (a 12000² one is ~140 KB)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    z = zlib.compressobj(9)
+    row = b"\x00" * (side + 1)  # filter byte + pixels
+    data = b"".join(z.compress(row * 500) for _ in range(side // 500)) + z.compress(row * (side % 500)) + z.flush()
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)))
+        f.write(chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return path
+
+
+def server_temp(tmp_path, name: str) -> str:
+    """Where Gradio puts an upload: a hashed folder in the server's temp dir."""
+    folder = tmp_path / "gradio" / "5f1c0ffee0ddba11"
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / name)
+
+
+def test_a_12000_square_upload_is_refused_from_its_header_without_decoding(tmp_path, monkeypatch):
+    from repaint_pl.apps.studio.app import upload_picture_handler
+
+    path = grey_png(server_temp(tmp_path, "bomb.png"), 12000)
+    assert os.path.getsize(path) < 1_000_000
+    decoded = []
+    real_load = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self.size) or real_load(self))
+    with pytest.raises(L.StudioInputError, match="bomb.png is 12000x12000, too large") as err:
+        L.as_uint8(path, "picture")
+    assert decoded == []  # nothing was decoded
+    assert str(tmp_path) not in str(err.value)
+    editor, message = upload_picture_handler(None)(path)
+    assert message.startswith("⚠ picture: bomb.png is 12000x12000, too large") and decoded == []
+
+
+@pytest.mark.parametrize("content", [b"not a picture at all", None])
+def test_broken_uploads_show_one_line_without_server_paths_or_decoder_text(tmp_path, content):
+    from repaint_pl.apps.studio.app import upload_picture_handler
+
+    path = server_temp(tmp_path, "photo.png")
+    if content is None:  # a PNG cut in the middle of its pixel data
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
+        with open(path, "rb") as f:
+            content = f.read()[:400]
+    with open(path, "wb") as f:
+        f.write(content)
+    editor, message = upload_picture_handler(None)(path)
+    assert message.startswith("⚠ picture: photo.png ") and "\n" not in message
+    assert str(tmp_path) not in message and "gradio" not in message
+    assert "cannot identify" not in message and "truncated" not in message  # PIL's own wording
 
 
 def test_jump_counts_that_would_build_a_huge_schedule_are_refused_at_once():

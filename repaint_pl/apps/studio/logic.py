@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
@@ -20,11 +21,12 @@ from PIL import Image
 from torch import Tensor
 
 from repaint_pl.callbacks.writer import to_uint8 as writer_uint8
+from repaint_pl.datamodules.images import ImageFileError, read_image
 from repaint_pl.masks import MASK_TYPES, keep_mask
 from repaint_pl.sampler import SamplerState, StepState
 from repaint_pl.schedules import ExplicitTimes, JumpSchedule, ProfileSchedule, check_times, count_network_calls
 
-MAX_UPLOAD_SIDE = 4096  # a bigger upload is refused (a page, not a crash)
+MAX_UPLOAD_SIDE = 4096  # a bigger upload is refused from its header, before decoding (a page, not a crash)
 # a schedule the page accepts (the queue runs one job at a time: a run must end, and its states fit in memory)
 MAX_TRANSITIONS = 40_000  # the paper's 1000 steps with jumps 10×10 are 18 820
 MAX_NETWORK_CALLS = 20_000
@@ -49,11 +51,7 @@ def as_uint8(picture: Any, what: str = "image") -> np.ndarray:
     if isinstance(picture, Image.Image):
         picture = np.asarray(picture)
     if isinstance(picture, (str, os.PathLike)):
-        try:
-            with Image.open(picture) as im:
-                picture = np.asarray(im.convert("RGBA" if im.mode in ("RGBA", "LA", "P") else "RGB"))
-        except (OSError, ValueError) as e:
-            raise StudioInputError(f"{what}: {os.path.basename(str(picture))} is not an image ({e})") from None
+        picture = read_upload(picture, what)
     if not isinstance(picture, np.ndarray) or picture.ndim not in (2, 3) or picture.size == 0:
         raise StudioInputError(f"{what}: not an image")
     h, w = picture.shape[:2]
@@ -61,6 +59,26 @@ def as_uint8(picture: Any, what: str = "image") -> np.ndarray:
         raise StudioInputError(f"{what}: {w}x{h} is too large (at most {MAX_UPLOAD_SIDE} pixels a side)")
     if picture.dtype != np.uint8:
         picture = np.clip(picture, 0, 255).astype(np.uint8)
+    return picture
+
+
+def read_upload(path: Any, what: str = "image") -> np.ndarray:
+    """An uploaded file through the project's guarded decoder: its pixel count is checked from the header
+    before decoding, and every failure is one line naming the file by its own name (never the server's temp
+    path, never the decoder's own text)."""
+    name = os.path.basename(os.fspath(path))
+    too_large = f"too large (at most {MAX_UPLOAD_SIDE} pixels a side)"
+    try:
+        picture = np.asarray(read_image(os.fspath(path), "RGB", name=name, max_pixels=MAX_UPLOAD_SIDE**2))
+    except ImageFileError as e:
+        reason = str(e)[len(name) + 2 :] if str(e).startswith(f"{name}: ") else str(e)
+        if "over the limit" in reason:  # refused from the header
+            size = re.match(r"(\d+x\d+) is", reason)
+            raise StudioInputError(f"{what}: {name} is {size.group(1) + ', ' if size else ''}{too_large}") from None
+        raise StudioInputError(f"{what}: {name} is not an image the studio can use: {reason}") from None
+    h, w = picture.shape[:2]
+    if max(h, w) > MAX_UPLOAD_SIDE:
+        raise StudioInputError(f"{what}: {name} is {w}x{h}, {too_large}")
     return picture
 
 
