@@ -332,6 +332,10 @@ class ImageFolderDataModule(L.LightningDataModule):
         original) rather than derived from the images' names."""
         return bool(self.mask_path) and self.pair_masks == "sorted" and not os.path.isfile(self.mask_path)
 
+    def id_source(self) -> Optional[str]:
+        """``"name"`` when sample ids follow the images' names (recorded in eval.py's fingerprint), else None."""
+        return None if self.ids_by_position() else "name"
+
     def _relative(self, path: str, root: str) -> str:
         return os.path.relpath(path, root) if os.path.isdir(root) else os.path.basename(path)
 

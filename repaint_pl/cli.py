@@ -405,6 +405,7 @@ def eval_main(args: Optional[list[str]] = None) -> RePaintCLI:
     inputs = input_list() if callable(input_list) else None
     if inputs is not None:
         check_input_list(writer.out_dir, inputs, writer.overwrite, write=False)
+    config.update(id_keys(cli.datamodule))
     fp = guard_run(config, writer.out_dir, writer.overwrite, cli.trainer.strategy.root_device.type, write=main)
     writer.fingerprint = digest(fp)
     if main:
@@ -415,6 +416,15 @@ def eval_main(args: Optional[list[str]] = None) -> RePaintCLI:
         cli.trainer.predict(cli.model, datamodule=cli.datamodule, return_predictions=False)
     record_failed_inputs(cli, writer.out_dir, write=main)
     return cli
+
+
+def id_keys(datamodule: Any) -> dict[str, str]:
+    """Fingerprint keys for how the datamodule derives sample ids: ``{"sample_ids": "name"}`` where they follow
+    the inputs' names (image folders; they were list positions before), so that a folder of pictures made
+    under position ids is not resumed with name ids; nothing where ids are what they always were."""
+    source = getattr(datamodule, "id_source", None)
+    value = source() if callable(source) else None
+    return {"sample_ids": value} if value else {}
 
 
 class OnceEachError(logging.Filter):

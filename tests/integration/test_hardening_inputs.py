@@ -269,3 +269,11 @@ def test_undefined_metrics_and_failed_runs_summarise_cleanly():
     assert "nan" not in scoring.metrics_csv(rows)  # an undefined metric is an empty cell
     nothing = scoring.markdown_table(scoring.summarize([], errors[:1]))
     assert nothing.startswith("No input was inpainted.") and "|" not in nothing and "bad.png" in nothing
+
+
+def test_the_id_scheme_is_in_the_fingerprint(tmp_path):
+    """A folder of pictures made when image-folder ids were list positions is not resumed with name ids."""
+    gts, masks = write_folder_pair(str(tmp_path))
+    assert cli.id_keys(ImageFolderDataModule(gts, image_size=32)) == {"sample_ids": "name"}
+    assert cli.id_keys(ImageFolderDataModule(gts, image_size=32, mask_path=masks)) == {"sample_ids": "name"}
+    assert cli.id_keys(InpaintFolderDataModule(gts, masks, image_size=32)) == {}  # ids as they always were
