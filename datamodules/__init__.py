@@ -1,7 +1,7 @@
 """Datamodules (installed as ``repaint_pl.datamodules``)."""
 
 from .folders import ImageFolderDataModule, InpaintFolderDataModule, InpaintItems
-from .images import ImageFileError, center_crop_resize, list_images, load_image, load_mask
+from .images import ImageFileError, center_crop_resize, list_images, load_image, load_mask, open_image, read_image
 from .shards import ShardDataModule
 from .textures import TextureDataModule
 
@@ -16,4 +16,6 @@ __all__ = [
     "list_images",
     "load_image",
     "load_mask",
+    "open_image",
+    "read_image",
 ]
