@@ -1,14 +1,13 @@
 """Metrics of an eval run: per-image CSV, summary per mask type (JSON, markdown), grids, logger.
 
 Each process scores the inputs it handled from the written PNGs (``repaint_pl.scoring``); the rows
-are gathered and process 0 writes ``metrics.csv``, ``summary.json``, ``summary.md``, ``errors.json``
+are gathered and process 0 writes ``metrics.csv``, ``summary.json``, ``summary.md``
 and ``grids/<mask type>.png`` beside the outputs, and sends the means and grids to the loggers.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any, Sequence
 
 import lightning as L
@@ -17,7 +16,7 @@ from lightning.pytorch.callbacks import Callback
 
 from repaint_pl import scoring
 
-from .writer import RePaintWriter, save_json
+from .writer import RePaintWriter
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +101,6 @@ class InpaintMetrics(Callback):
         for note in scorer.notes:
             log.warning(note)
         scoring.write_reports(writer.out_dir, rows, summary)
-        save_json(errors, os.path.join(writer.out_dir, "errors.json"))
         grids = scoring.write_grids(writer.dirs, names, writer.out_dir, self.grid_rows)
         log_summary(trainer, summary, grids)
         print(scoring.markdown_table(summary), end="")

@@ -7,7 +7,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 
-from repaint_pl.sampler import StepState
+from repaint_pl.sampling import StepState
 
 
 class InpaintProgressBar(TQDMProgressBar):

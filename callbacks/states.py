@@ -30,7 +30,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from repaint_pl.files import atomic_write
-from repaint_pl.sampler import SamplerState, StepState
+from repaint_pl.sampling import SamplerState, StepState
 
 from .writer import RePaintWriter
 

@@ -187,6 +187,7 @@ def image_size_of(path: str, name: Optional[str] = None) -> tuple[int, int]:
     im = _open_file(path, name)
     try:
         w, h = im.size
+        _check_pixels((w, h), name, None)  # before getexif(), which may decode the whole image
         try:
             turned = im.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8)
         except Exception:

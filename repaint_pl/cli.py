@@ -30,14 +30,14 @@ import lightning as L
 import yaml
 from lightning.pytorch.cli import LightningCLI
 
+from .files import OutputError
 from .module import RePaintModule
-from .noise import check_global_noise
 from .nets import RELEASED_FILES, read_checkpoint
 from .nets.checkpoint import is_lightning_checkpoint, sub_state_dict
-from .files import OutputError
+from .noise import check_global_noise
 from .original_conf import translate_file
-
 from .paths import CONFIGS as REPO_CONFIGS
+
 ALIASES = {
     "--devices": "--trainer.devices",
     "--accelerator": "--trainer.accelerator",
@@ -386,7 +386,6 @@ def eval_main(args: Optional[list[str]] = None) -> RePaintCLI:
     outputs; the returned CLI's ``failed_inputs`` holds them and ``exit_status`` is 1 if there are any.
     """
     from repaint_pl.callbacks import RePaintWriter
-
     from repaint_pl.datamodules.folders import check_input_list
 
     from .fingerprint import digest, guard_run
@@ -412,8 +411,7 @@ def eval_main(args: Optional[list[str]] = None) -> RePaintCLI:
         cli.parser.save(cli.config, os.path.join(writer.out_dir, "config.yaml"), overwrite=True, skip_check=True)
         if inputs is not None:
             check_input_list(writer.out_dir, inputs, overwrite=True, write=True)
-    with OnceEachError(logging.getLogger("repaint_pl.module")):
-        cli.trainer.predict(cli.model, datamodule=cli.datamodule, return_predictions=False)
+    cli.trainer.predict(cli.model, datamodule=cli.datamodule, return_predictions=False)
     record_failed_inputs(cli, writer.out_dir, write=main)
     return cli
 
@@ -425,31 +423,6 @@ def id_keys(datamodule: Any) -> dict[str, str]:
     source = getattr(datamodule, "id_source", None)
     value = source() if callable(source) else None
     return {"sample_ids": value} if value else {}
-
-
-class OnceEachError(logging.Filter):
-    """While active on ``logger``: a bad input skipped under several mask types is logged once (the
-    ``skipped NAME: ERROR`` lines of ``RePaintModule.predict_step`` with an error already shown are dropped)."""
-
-    def __init__(self, logger: logging.Logger):
-        super().__init__()
-        self.logger, self.seen = logger, set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args if isinstance(record.args, tuple) else ()
-        if not (str(record.msg).startswith("skipped") and len(args) == 2):
-            return True
-        if args[1] in self.seen:
-            return False
-        self.seen.add(args[1])
-        return True
-
-    def __enter__(self) -> "OnceEachError":
-        self.logger.addFilter(self)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.logger.removeFilter(self)
 
 
 def failed_inputs(errors: list[dict[str, str]]) -> list[dict[str, Any]]:

@@ -332,7 +332,9 @@ def p_mean_variance(
     """(mean, log variance, x0 prediction) of p(x_{t-1} | x_t) from the raw network output."""
     out = d.decode(model_output, x_t, t)
     if out.log_var is None:
-        raise ValueError(f"the reverse step needs log σ²: a network with 2C output channels (learn_sigma) for {d.config.variance!r}")
+        raise ValueError(
+            f"the reverse step needs log σ²: a network with 2C output channels (learn_sigma) for {d.config.variance!r}"
+        )
     x0_pred = out.x0
     if clip_x0:  # True: [-1, 1]; a number: [-clip_x0, clip_x0]
         x0_pred = x0_pred.clamp(-float(clip_x0), float(clip_x0))

@@ -116,9 +116,15 @@ def weights_digest(path: str, cache: Optional[dict[str, str]] = None) -> str:
     if not os.path.isdir(path):
         return file_digest(path, cache)
     entries = []
-    for root, dirs, files in os.walk(path, followlinks=True):
+    seen: set[str] = set()  # real folders already read: a link loop is read once, not forever
+    for root, dirs, names in os.walk(path, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for f in sorted(f for f in files if not f.startswith(".")):
+        for f in sorted(f for f in names if not f.startswith(".")):
             full = os.path.join(root, f)
             entries.append(f"{os.path.relpath(full, path)}:{file_digest(full, cache)}")
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()

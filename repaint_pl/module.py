@@ -96,6 +96,7 @@ class RePaintModule(L.LightningModule):
         self.paste_known = space.paste_by_default if paste_known is None else paste_known
         self.step_hooks: list[StepHook] = []
         self._global_noise_seeded = False
+        self._reported: set[str] = set()  # errors of bad inputs already logged in this run
 
     # ------------------------------------------------------------------ the denoiser's process
 
@@ -196,6 +197,9 @@ class RePaintModule(L.LightningModule):
         plain = list(range(self.sampling.num_timesteps - 1, -2, -1))
         return self.inpaint(blank, torch.zeros_like(blank[:, :1]), ids, y, times=plain)
 
+    def on_predict_start(self) -> None:
+        self._reported = set()
+
     def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> dict[str, Any]:
         """RePaint on the items of a batch that are neither ``done`` (outputs exist) nor bad (``error``).
 
@@ -205,7 +209,8 @@ class RePaintModule(L.LightningModule):
         size = len(batch["id"])
         done, errors = batch.get("done", [False] * size), batch.get("error", [""] * size)
         for name, error in zip(batch.get("name", [""] * size), errors):
-            if error:
+            if error and error not in self._reported:  # a bad input under several mask types: one line
+                self._reported.add(error)
                 log.warning("skipped %s: %s", name, error)
         todo = [not d and not e for d, e in zip(done, errors)]
         inpainted = torch.full_like(batch["image"], float("nan"), dtype=torch.float32)

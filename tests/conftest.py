@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from repaint_pl.nets import UNetConfig
 from repaint_pl.apps.tiny import randomize  # noqa: F401  (tests import it from here)
+from repaint_pl.nets import UNetConfig
 
 # tests never download: LPIPS/FID backbones come from $TORCH_HOME only (repaint_pl.scoring.load_backbone)
 os.environ.setdefault("REPAINT_NO_DOWNLOAD", "1")

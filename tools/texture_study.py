@@ -22,11 +22,11 @@ import os
 import shutil
 
 import torch
+from repaint_pl.callbacks.writer import save_png
 from torchvision.utils import make_grid
 
 from repaint_pl.apps import sweep
 from repaint_pl.apps.measure import seam_band
-from repaint_pl.callbacks.writer import save_png
 from repaint_pl.files import atomic_write
 from repaint_pl.paths import config_path, repo_path, weights_path
 from repaint_pl.scoring import load_triplets, masked_mean, output_dirs, psnr

@@ -200,4 +200,6 @@ class CoarseTravelSampler(Sampler):
         return ddim_step(d, out, t, t_prev, self.eta, p.randn()), out.x0
 
 
-__all__ = ["RePaintSampler", "DDIMRePaintSampler", "DDNMSampler", "DiffPIRSampler", "CoarseTravelSampler", "coarse_grid"]
+__all__ = [
+    "RePaintSampler", "DDIMRePaintSampler", "DDNMSampler", "DiffPIRSampler", "CoarseTravelSampler", "coarse_grid",
+]  # fmt: skip

@@ -165,7 +165,9 @@ def analytic_step(d: NoiseProcess, out: Decoded, x0_var: Tensor, t: int, t_prev:
     return mean + (small + c**2 * x0_var).sqrt() * z
 
 
-def prox_known(out: Decoded, d: NoiseProcess, x_t: Tensor, t: int, x0: Tensor, keep_mask: Tensor, rho: Tensor) -> Decoded:
+def prox_known(
+    out: Decoded, d: NoiseProcess, x_t: Tensor, t: int, x0: Tensor, keep_mask: Tensor, rho: Tensor
+) -> Decoded:
     """DiffPIR's data step: on known pixels (x0 + ρ·x̂0)/(1 + ρ), unknown pixels keep x̂0."""
     known = (x0 + rho * out.x0) / (1 + rho)
     return with_x0(d, x_t, t, keep_mask * known + (1 - keep_mask) * out.x0, out.log_var)

@@ -14,6 +14,7 @@ from repaint_pl.cli import eval_main
 from repaint_pl.nets import CheckpointError, UNetConfig
 from repaint_pl.original_conf import RepaintConfError, translate
 
+
 def read(out, kind, name):
     return np.array(Image.open(os.path.join(out, kind, name)))
 

@@ -12,7 +12,7 @@ from repaint_pl.apps.exact.posterior import posterior, score
 from repaint_pl.apps.exact.priors import BatchNoise, ExactDenoiser, gaussian_prior, mixture_prior
 from repaint_pl.diffusion import DiffusionConfig
 from repaint_pl.masks import keep_mask
-from repaint_pl.samplers import RePaintSampler
+from repaint_pl.sampling import RePaintSampler
 from repaint_pl.schedules import jump_times
 
 N = 8  # image side: 64 pixels, fast dense algebra
@@ -205,7 +205,7 @@ def test_fast_sampler_keeps_the_mode_the_known_pixels_pin_down():
     The fast sampler's defaults (analytic variance only where ᾱ_t ≥ 0.9) put at most 10% of 200 samples
     elsewhere (measured: 4%; the paper's schedule: 42%); with the analytic variance at every level the
     high-noise steps forget the known pixels' evidence and at least 15% go wrong (measured: 26%)."""
-    from repaint_pl.samplers import CoarseTravelSampler
+    from repaint_pl.sampling import CoarseTravelSampler
 
     setting = Setting("mixture", 16, ["ex64"], seed=0)
     post = setting.posteriors[0]

@@ -3,7 +3,7 @@
 ``tools/compare_with_original.py`` checks pixel equality with the original RePaint code, which is not
 part of this project.  These tests catch a regression of that path without it: whatever the module
 composes (denoiser, space, sampler choice, noise source, precision handling), its output must equal a
-direct call of ``repaint_pl.sampler.repaint`` with ``repaint_pl.denoisers.adm_model_fn`` on the same
+direct call of ``repaint_pl.sampling.repaint`` with ``repaint_pl.denoisers.adm_model_fn`` on the same
 net, drawing the numbers in the original's order: the class labels (drawn even for unconditional nets),
 then the loop's.  And the original layout's sample ids are the images' indices in the full sorted list,
 which is what the comparison tool seeds the original with.
@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from datamodules.folders import InpaintFolderDataModule
+from repaint_pl.apps.tiny import randomize
 from repaint_pl.denoisers import adm_model_fn, classifier_grad_fn
 from repaint_pl.diffusion import DiffusionConfig
 from repaint_pl.module import RePaintModule
@@ -24,7 +25,6 @@ from repaint_pl.nets import ClassifierConfig, UNetConfig
 from repaint_pl.noise import GlobalNoise, PerSampleNoise
 from repaint_pl.sampling import repaint
 from repaint_pl.schedules import JumpSchedule
-from repaint_pl.apps.tiny import randomize
 
 SEED = 5
 

@@ -11,8 +11,6 @@ import pytest
 import torch
 from conftest import write_folder_pair
 from PIL import Image
-
-from repaint_pl import cli, scoring
 from repaint_pl.datamodules import ImageFolderDataModule, InpaintFolderDataModule
 from repaint_pl.datamodules.folders import MASK_CODES, check_input_list, mask_code, name_index, sample_id
 from repaint_pl.datamodules.images import (
@@ -24,6 +22,8 @@ from repaint_pl.datamodules.images import (
     load_image,
     read_image,
 )
+
+from repaint_pl import cli, scoring
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO = os.path.join(ROOT, "configs", "demo", "texture.yaml")

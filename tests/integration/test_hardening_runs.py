@@ -274,8 +274,9 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(
 
 def test_writers_share_the_atomic_writer(tmp_path, monkeypatch):
     """save_png, save_json, save_state and the fingerprint files all go through repaint_pl.files.atomic_write."""
-    from repaint_pl import fingerprint
     from repaint_pl.callbacks import states, writer
+
+    from repaint_pl import fingerprint
 
     calls = []
     real = files.atomic_write

@@ -17,6 +17,7 @@ import torch
 from conftest import TINY, randomize
 from PIL import Image
 
+from repaint_pl.apps.tiny import tiny_ddpm_pipeline, tiny_sd_pipeline
 from repaint_pl.cli import eval_main
 from repaint_pl.denoisers import Conditioning, StableDiffusionDenoiser
 from repaint_pl.diffusion import DiffusionConfig, p_mean_variance
@@ -25,7 +26,6 @@ from repaint_pl.noise import PerSampleNoise
 from repaint_pl.pretrained import PretrainedError, diffusion_from_scheduler
 from repaint_pl.schedules import ExplicitTimes, JumpSchedule
 from repaint_pl.spaces import LatentSpace, PixelSpace, latent_keep_mask
-from repaint_pl.apps.tiny import tiny_ddpm_pipeline, tiny_sd_pipeline
 
 diffusers = pytest.importorskip("diffusers")
 transformers = pytest.importorskip("transformers")

@@ -8,9 +8,8 @@ import os
 import pytest
 import torch
 
-from repaint_pl.diffusion import DiffusionConfig
 from repaint_pl.apps.exact.priors import ExactDenoiser, gaussian_prior
-from repaint_pl.diffusion import Decoded
+from repaint_pl.diffusion import Decoded, DiffusionConfig
 from repaint_pl.noise import PerSampleNoise
 from repaint_pl.sampling import (
     CoarseTravelSampler,
@@ -129,7 +128,8 @@ def test_ddim_step_with_eta_one_is_the_ddpm_posterior(d):
     mean = (ab_prev.sqrt() * beta * x0_hat + (1 - beta).sqrt() * (1 - ab_prev) * x_t) / (1 - ab)
     var = beta * (1 - ab_prev) / (1 - ab)
     z = images(seed=7)
-    torch.testing.assert_close(ddim_step(d, Decoded(x0_hat, eps), t, t - 1, 1.0, z), mean + var.sqrt() * z, atol=1e-5, rtol=0)
+    step = ddim_step(d, Decoded(x0_hat, eps), t, t - 1, 1.0, z)
+    torch.testing.assert_close(step, mean + var.sqrt() * z, atol=1e-5, rtol=0)
 
 
 def test_renoise_composes_like_the_forward_process(d):

@@ -215,3 +215,13 @@ def test_a_default_run_resumes_with_the_sampler_config_file(tmp_path, tiny_ckpt,
     again = {f: os.stat(os.path.join(out, "inpainted", "thick", f)).st_mtime_ns for f in pictures(out)}
     assert again == first  # resumed: every picture counted as done
     eval_main(eval_args(tiny_ckpt, image_folders[0], out, "--model.sampler", "repaint_pl.samplers.RePaintSampler"))
+
+
+def test_folder_digest_reads_a_link_loop_once(tmp_path):
+    from repaint_pl.fingerprint import weights_digest
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "w.bin").write_bytes(b"123")
+    before = weights_digest(str(tmp_path / "model"))
+    os.symlink(str(tmp_path / "model"), str(tmp_path / "model" / "self"))
+    assert len(weights_digest(str(tmp_path / "model"))) == len(before)  # finishes (no endless walk)

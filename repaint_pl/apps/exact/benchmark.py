@@ -16,7 +16,7 @@ from torch import Tensor
 
 from repaint_pl.diffusion import Diffusion, DiffusionConfig
 from repaint_pl.masks import keep_mask
-from repaint_pl.samplers import (
+from repaint_pl.sampling import (
     CoarseTravelSampler,
     DDIMRePaintSampler,
     DDNMSampler,

@@ -36,7 +36,7 @@ from repaint_pl.files import atomic_write, write_csv
 from repaint_pl.masks import PAPER_MASK_TYPES, keep_mask
 from repaint_pl.noise import PerSampleNoise
 from repaint_pl.paths import weights_path
-from repaint_pl.samplers import CoarseTravelSampler, RePaintSampler, Sampler
+from repaint_pl.sampling import CoarseTravelSampler, RePaintSampler, Sampler
 from repaint_pl.schedules import JumpSchedule
 from repaint_pl.scoring import Scorer, masked_mean, psnr
 

@@ -23,7 +23,7 @@ from torch import Tensor
 from repaint_pl.callbacks.writer import to_uint8 as writer_uint8
 from repaint_pl.datamodules.images import ImageFileError, read_image
 from repaint_pl.masks import MASK_TYPES, keep_mask
-from repaint_pl.sampler import SamplerState, StepState
+from repaint_pl.sampling import SamplerState, StepState
 from repaint_pl.schedules import ExplicitTimes, JumpSchedule, ProfileSchedule, check_times, count_network_calls
 
 MAX_UPLOAD_SIDE = 4096  # a bigger upload is refused from its header, before decoding (a page, not a crash)

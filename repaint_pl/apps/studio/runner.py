@@ -6,16 +6,17 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor
 
-from repaint_pl import samplers
-from repaint_pl.sampler import RePaintSampler, SamplerState, StepState
-from repaint_pl.sampler import Sampler as BaseSampler
+from repaint_pl import sampling
+from repaint_pl.sampling import RePaintSampler, SamplerState, StepState
+from repaint_pl.sampling import Sampler as BaseSampler
 from repaint_pl.schedules import count_network_calls
+
 from .logic import Progress, StudioInputError, keep_indices, parse_indices, split_state, to_uint8
 
 
@@ -24,7 +25,7 @@ def _samplers() -> dict[str, type]:
     that walk the model's time table (so that kept states and branches mean the same thing)."""
     found = {"RePaint": RePaintSampler}
     for label, name in (("DDIM-RePaint", "DDIMRePaintSampler"), ("DDNM", "DDNMSampler"), ("DiffPIR", "DiffPIRSampler")):
-        cls = getattr(samplers, name, None)
+        cls = getattr(sampling, name, None)
         if isinstance(cls, type) and issubclass(cls, BaseSampler):
             found[label] = cls
     return found
@@ -39,19 +40,17 @@ class Stopped(Exception):
 
 def can_respace(model) -> bool:
     """Whether the number of respaced steps can change at run time (guided-diffusion nets)."""
-    return getattr(model, "net", None) is not None and hasattr(model, "diffusion_config")
+    return hasattr(model.denoiser, "respace")
 
 
 def apply_settings(model, settings: dict[str, Any]) -> None:
     """Put a run's settings into the model: respaced steps, sampler, seed, guidance."""
     steps = settings.get("steps")
     if steps and can_respace(model) and steps != model.sampling.num_timesteps:
-        config = replace(model.diffusion_config, timestep_respacing=str(int(steps)))
         try:
-            model.sampling = config.build(respaced=True)
+            model.denoiser.respace(int(steps))
         except ValueError as e:
             raise StudioInputError(f"steps: {e}") from None
-        model.denoiser.diffusion = model.sampling
     if settings.get("sampler") in SAMPLERS and type(model.sampler) is not SAMPLERS[settings["sampler"]]:
         model.sampler = SAMPLERS[settings["sampler"]]()
     model.seed = int(settings.get("seed", 0))
