@@ -187,8 +187,12 @@ def test_killed_run_resumes_to_the_same_outputs(reference, tiny_ckpt, tmp_path):
     assert 0 < len(first) < 24
     run(args)
     again = pictures(out)
-    reference_pictures = pictures(one)
-    assert again.keys() == reference_pictures.keys()
+    # the uninterrupted run at the same batch size (on CPU a batch of 4 and 4 batches of 1 differ by float
+    # rounding inside the network, ~1e-7, which can move a pixel by 1/255: resuming is what is tested here)
+    whole = str(tmp_path / "whole")
+    run(eval_args(tiny_ckpt, images, whole, "--data.batch_size", "1"))
+    reference_pictures = pictures(whole)
+    assert again.keys() == reference_pictures.keys() == pictures(one).keys()
     assert all(np.array_equal(again[k], reference_pictures[k]) for k in again)
     assert rows(out).keys() == rows(one).keys()
 
