@@ -43,8 +43,12 @@ class Problem:
 
 
 def levels(t: int | Tensor, x: Tensor) -> Tensor:
-    """The level ``t`` for every sample of ``x``: long ``[B]`` on x's device (the network's time input)."""
-    return torch.as_tensor(t, device=x.device).expand(x.shape[0])
+    """The level ``t`` for every sample of ``x``: long ``[B]`` on x's device (the network's time input).
+
+    An int becomes a fill on the device (no host-to-device copy inside the sampling loop)."""
+    if isinstance(t, Tensor):
+        return t.to(x.device).expand(x.shape[0])
+    return torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
 
 
 # --------------------------------------------------------------------------
