@@ -24,12 +24,24 @@ import os
 import sys
 import warnings
 from argparse import ArgumentError
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import lightning as L
 import yaml
 from lightning.pytorch.cli import LightningCLI
 
+from . import argv as command_line
+from .argv import (  # noqa: F401  (re-exported: the command line's tables live in repaint_pl.argv)
+    ALIASES,
+    DATA_SHORT_FLAGS,
+    IMAGE_FOLDER,
+    SHORT_FLAGS,
+    SOURCE_ORDER,
+    _option,
+    did_you_mean,
+    expand_aliases,
+    expand_short_flags,
+)
 from .files import OutputError
 from .module import RePaintModule
 from .nets import RELEASED_FILES, read_checkpoint
@@ -38,46 +50,12 @@ from .noise import check_global_noise
 from .original_conf import translate_file
 from .paths import CONFIGS as REPO_CONFIGS
 
-ALIASES = {
-    "--devices": "--trainer.devices",
-    "--accelerator": "--trainer.accelerator",
-    "--num_nodes": "--trainer.num_nodes",
-    "--seed": "--model.seed",
-}
-
 EVAL_TRAINER_DEFAULTS: dict[str, Any] = {
     "logger": False,
     "enable_checkpointing": False,
     "enable_model_summary": False,
     "inference_mode": False,  # classifier guidance needs autograd inside prediction
 }
-
-
-def _option(argv: list[str], name: str) -> Optional[str]:
-    """The value of ``name VALUE`` / ``name=VALUE`` in argv (the last one given), or None."""
-    value = None
-    for i, arg in enumerate(argv):
-        if arg == name and i + 1 < len(argv):
-            value = argv[i + 1]
-        elif arg.startswith(name + "="):
-            value = arg.split("=", 1)[1]
-    return value
-
-
-def expand_aliases(argv: list[str]) -> list[str]:
-    """``--devices 2`` -> ``--trainer.devices=2`` etc.; ``--seed S`` sets the model's and Lightning's seed."""
-    out, i = [], 0
-    while i < len(argv):
-        key, eq, value = argv[i].partition("=")
-        if key not in ALIASES:
-            out.append(argv[i])
-            i += 1
-            continue
-        value, i = (value, i + 1) if eq else ((argv[i + 1] if i + 1 < len(argv) else ""), i + 2)
-        out.append(f"{ALIASES[key]}={value}")
-        if key == "--seed":
-            out.append(f"--seed_everything={value}")
-    return out
 
 
 _KEPT_CHECKPOINTS: dict[str, dict[str, Any]] = {}  # read by the config step, handed to the load step once
@@ -135,87 +113,6 @@ def _checkpoint_config(ckpt: str, trust: bool = False) -> Optional[str]:
     hp = obj.get("hyper_parameters") or {}
     model = {k: hp[k] for k in ("net", "diffusion") if k in hp}
     return yaml.safe_dump({"model": model}) if model else None
-
-
-# Short flags for the knobs everyone turns: name -> (long argument, or a function of the value and argv).
-IMAGE_FOLDER = "repaint_pl.datamodules.ImageFolderDataModule"
-
-
-def _short_images(value: str, argv: list[str]) -> list[str]:
-    return [f"--data={IMAGE_FOLDER}", f"--data.image_path={value}"]
-
-
-def _short_mask(value: str, argv: list[str]) -> list[str]:
-    return [f"--data.mask_path={value}"]  # a folder (paired by name) or one file for every image
-
-
-def _short_masks(value: str, argv: list[str]) -> list[str]:
-    kinds = [k.strip() for k in value.split(",") if k.strip()]
-    return [f"--data.mask_types=[{','.join(kinds)}]"]
-
-
-def _short_steps(value: str, argv: list[str]) -> list[str]:
-    if _option(argv, "--pretrained"):
-        return [f"--model.denoiser.init_args.steps={value}"]
-    return [f"--model.diffusion.timestep_respacing={value}"]
-
-
-SHORT_FLAGS: dict[str, Any] = {
-    "--images": _short_images,
-    "--mask": _short_mask,
-    "--masks": _short_masks,
-    "--steps": _short_steps,
-    "--image_size": "--data.image_size",
-    "--jump_length": "--model.schedule.init_args.jump_length",
-    "--jump_n_sample": "--model.schedule.init_args.jump_n_sample",
-    "--out": "--writer.out_dir",
-    "--prompt": "--model.denoiser.init_args.prompt",
-    "--negative_prompt": "--model.denoiser.init_args.negative_prompt",
-    "--guidance_scale": "--model.denoiser.init_args.guidance_scale",
-}
-
-
-DATA_SHORT_FLAGS = ("--mask", "--masks", "--image_size")  # arguments of the data class --images selects
-SOURCE_ORDER = (
-    "Sources compose in this order, a later one winning over an earlier one: the configs implied by "
-    "--pretrained, --repaint_conf and --ckpt; then the command line from left to right, each --config file, "
-    "dotted option (--data.image_size 64) and short flag (--images, --mask, --masks, --steps, --image_size, "
-    "--jump_length, --jump_n_sample, --out, --prompt, --negative_prompt, --guidance_scale, --seed, --devices, "
-    "--accelerator, --num_nodes) where it stands. --images DIR selects the image-folder data class there, so "
-    "'--config demo.yaml --images DIR' runs on DIR (a --config after --images replaces it); --mask, --masks and "
-    "--image_size given before --images apply right after it. A command-line --ckpt wins over a config's ckpt."
-)
-
-
-def expand_short_flags(argv: list[str]) -> list[str]:
-    """``--images DIR --masks thick,nn2 --steps 50 --out OUT`` -> the LightningCLI arguments they stand for.
-
-    Each short flag expands where it stands, so it composes with ``--config`` files and dotted options
-    in the command line's order (later wins, ``SOURCE_ORDER``).  ``--images`` (a folder or one picture)
-    selects the data class: the data flags (``DATA_SHORT_FLAGS``) given before it apply right after it.
-    """
-    keys = [a.partition("=")[0] for a in argv]
-    out, held, i = [], [], 0
-    while i < len(argv):
-        key, eq, value = argv[i].partition("=")
-        if key not in SHORT_FLAGS:
-            out.append(argv[i])
-            i += 1
-            continue
-        if not eq and i + 1 >= len(argv):
-            raise ValueError(f"{key}: missing value")
-        at = i
-        value, i = (value, i + 1) if eq else (argv[i + 1], i + 2)
-        target = SHORT_FLAGS[key]
-        expanded = target(value, argv) if callable(target) else [f"{target}={value}"]
-        if key in DATA_SHORT_FLAGS and "--images" in keys[at + 1 :]:
-            held.extend(expanded)  # for the data class that a later --images selects
-            continue
-        out.extend(expanded)
-        if key == "--images":
-            out.extend(held)
-            held = []
-    return out
 
 
 def _pretrained_front(argv: list[str]) -> list[str]:
@@ -313,9 +210,35 @@ class RePaintCLI(LightningCLI):
         parser.add_lightning_class_args(InpaintProgressBar, "progress")
         parser.add_lightning_class_args(InpaintMetrics, "metrics")
         BranchStates.add_to_parser(parser)  # --save_state_at K --state_dir DIR, --resume_state DIR
+        parser.add_argument(
+            "--steps",
+            type=Optional[int],
+            default=None,
+            help="sampling steps (respacing) of whichever model the composed config has: the ADM net's "
+            "model.diffusion.timestep_respacing, or a diffusers denoiser's model.denoiser.init_args.steps",
+        )
+        parser.add_argument(
+            "--random_weights",
+            type=bool,
+            default=False,
+            help="allow a network without weights (random): smoke tests only; otherwise a run without --ckpt, "
+            "--pretrained or a config naming weights is refused",
+        )
+
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        """Parse; an unknown option is one line with the closest known one (did you mean …?)."""
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as e:
+            raise UsageError(usage_error_line(str(e), known_options(parser))) from None
+
+    def before_instantiate_classes(self) -> None:
+        """Checks and mappings that need the composed config but no model: mask type names, ``--steps``."""
+        check_mask_types(self.config.get("data"))
+        apply_steps(self.config)
 
 
-EVAL_DESCRIPTION = "RePaint every input of a dataset and write the pictures, metrics and summary. " + SOURCE_ORDER
+EVAL_DESCRIPTION = command_line.EVAL_DESCRIPTION + " " + SOURCE_ORDER
 
 
 class UsageError(ValueError):
@@ -325,11 +248,64 @@ class UsageError(ValueError):
 _USAGE_NOISE = ("Does not validate against any of the Union subtypes", "Subtypes:", "Errors:", "Given value")
 
 
-def usage_error_line(message: str) -> str:
-    """jsonargparse's multi-line parse error as one line: the key and the innermost reasons."""
+def usage_error_line(message: str, known: Sequence[str] = ()) -> str:
+    """jsonargparse's multi-line parse error as one line: the key and the innermost reasons, and for an
+    unrecognized option the closest ``known`` one."""
     lines = [line.strip().lstrip("- ").strip() for line in message.splitlines()]
     kept = [line for line in lines if line and not line.startswith(_USAGE_NOISE) and "NoneType" not in line]
-    return " ".join(kept) + " (eval.py --help lists the options)"
+    text = " ".join(kept)
+    unknown = text.partition("unrecognized arguments:")[2].split()
+    hint = did_you_mean(unknown[0], known) if unknown and unknown[0].startswith("--") else ""
+    return text + hint + " (eval.py --help lists the options)"
+
+
+def known_options(parser: Any) -> list[str]:
+    """The parser's option strings, and the short flags and aliases that expand into them."""
+    return [*getattr(parser, "_option_string_actions", {}), *SHORT_FLAGS, *ALIASES]
+
+
+def check_mask_types(data: Any) -> None:
+    """Generated mask type names are checked before anything is built or written (one line, closest name)."""
+    from .masks import MASK_TYPES
+
+    args = (data or {}).get("init_args") or {}
+    if args.get("mask_path") or args.get("mask_types") is None:
+        return
+    for kind in args["mask_types"]:
+        if kind not in MASK_TYPES:
+            hint = did_you_mean(kind, MASK_TYPES)
+            raise UsageError(f"data.mask_types: unknown mask type {kind!r}{hint}; known: {', '.join(MASK_TYPES)}")
+
+
+def apply_steps(config: Any) -> None:
+    """``--steps N`` -> the respacing of whichever denoiser the composed config has: a diffusers denoiser's
+    ``steps`` argument, else the ADM net's ``diffusion.timestep_respacing``.  The value moves there (the
+    config then reads as if it had been written so, and so does the run's fingerprint)."""
+    steps = config.get("steps")
+    if steps is None:
+        return
+    model = config["model"]
+    denoiser = model.get("denoiser")
+    if denoiser is not None:
+        if "steps" not in (denoiser.get("init_args") or {}):
+            raise UsageError(f"--steps: {denoiser['class_path']} has no sampling steps to set")
+        denoiser["init_args"]["steps"] = steps
+    else:
+        model["diffusion"]["timestep_respacing"] = str(steps)
+    config["steps"] = None
+
+
+def check_weights(model: RePaintModule, ckpt: Optional[str], random_weights: bool) -> None:
+    """Refuse (one line) to sample with a network nobody trained: guided-diffusion's ADM net needs ``--ckpt``
+    (diffusers denoisers load their weights themselves); ``--random_weights true`` allows it for smoke tests."""
+    from .denoisers import ADMDenoiser
+
+    if isinstance(model.denoiser, ADMDenoiser) and not ckpt and not random_weights:
+        raise UsageError(
+            "no weights: give --ckpt FILE (guided-diffusion .pt or train.py .ckpt), --pretrained DIR, or a config "
+            "that names them (--config configs/demo/texture.yaml runs the shipped texture model); "
+            "--random_weights true samples an untrained network"
+        )
 
 
 def eval_cli(argv: list[str]) -> RePaintCLI:
@@ -352,11 +328,13 @@ def eval_cli(argv: list[str]) -> RePaintCLI:
                     save_config_callback=None,
                     seed_everything_default=0,
                     parser_kwargs={"exit_on_error": False, "description": EVAL_DESCRIPTION},
+                    auto_configure_optimizers=False,  # eval.py never trains: no --optimizer/--lr_scheduler
                 )
             except ArgumentError as e:  # one line instead of the usage of every option
                 raise UsageError(usage_error_line(str(e))) from None
         config = cli.config
         config["trust_checkpoint"] = trust_from_command_line(argv, config["trust_checkpoint"])
+        check_weights(cli.model, config["ckpt"], config["random_weights"])
         load_checkpoints(cli.model, config["ckpt"], config["classifier_ckpt"], config["trust_checkpoint"])
     finally:
         _KEPT_CHECKPOINTS.clear()
@@ -522,7 +500,7 @@ def one_line(e: BaseException) -> str:
 
 
 def eval_command() -> None:
-    command(eval_main)
+    command_line.eval_command()
 
 
 def train_command() -> None:
