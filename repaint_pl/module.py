@@ -162,7 +162,9 @@ class RePaintModule(L.LightningModule):
         None: the saved table's rest); the step hooks see states in the sampler's space.
         """
         noise = self._noise(ids, image.device)
-        cond = Conditioning(image.shape[0], image.device, y, prompts, negative_prompts)
+        cond = Conditioning(
+            image.shape[0], image.device, y, prompts, negative_prompts, image.float(), keep_mask.float(), self.space
+        )
         model_fn, grad_fn = self.denoiser.bind(cond, noise)
         x0, mask = self.space.encode(image.float()), self.space.mask(keep_mask.float())
         x_start, start_index = None, 0

@@ -62,8 +62,22 @@ def diffusion_from_scheduler(
         prediction=cfg.get("prediction_type", "epsilon"),
         variance=VARIANCE[variance],
     )
-    clip = float(cfg.get("clip_sample_range", 1.0)) if cfg.get("clip_sample", True) else None
+    clip = float(cfg.get("clip_sample_range", 1.0)) if cfg.get("clip_sample", clips_by_default(cfg)) else None
     return config, clip
+
+
+def clips_by_default(cfg: dict[str, Any]) -> bool:
+    """Whether x0 is clipped when a scheduler config does not say (``clip_sample`` absent): its class'
+    default (DDPM, DDIM: yes; classes without the option, e.g. SDXL's Euler: no); no class: DDPM's."""
+    import inspect
+
+    import diffusers
+
+    cls = getattr(diffusers, str(cfg.get("_class_name", "DDPMScheduler")), None)
+    if not isinstance(cls, type):
+        return True
+    option = inspect.signature(cls.__init__).parameters.get("clip_sample")
+    return bool(option.default) if option is not None else False
 
 
 def read_json(path: str) -> dict[str, Any]:
@@ -109,8 +123,21 @@ def component_dir(root: str, name: str, marker: str) -> Optional[str]:
     return None
 
 
+def text_unet_kind(unet: dict[str, Any], pipeline: str = "") -> str:
+    """``stable_diffusion``, ``…_inpaint``, ``stable_diffusion_xl`` or ``…_xl_inpaint`` from a text UNet's
+    config (SDXL: added ``text_time`` embeddings; inpainting: 9 = 2·4 + 1 input channels) or, without
+    one, the pipeline's class name (``StableDiffusionXLInpaintPipeline`` …)."""
+    if unet:
+        xl = unet.get("addition_embed_type") == "text_time"
+        inpaint = unet.get("in_channels", 4) == 2 * unet.get("out_channels", 4) + 1
+    else:
+        xl, inpaint = pipeline.startswith("StableDiffusionXL"), "Inpaint" in pipeline
+    return "stable_diffusion" + ("_xl" if xl else "") + ("_inpaint" if inpaint else "")
+
+
 def kind_of(path: str) -> str:
-    """``stable_diffusion`` (a text-conditioned UNet with a VAE) or ``pixel`` (a UNet2DModel)."""
+    """``pixel`` (a UNet2DModel), or a text-conditioned UNet with a VAE: ``stable_diffusion`` (1.x/2.x),
+    ``stable_diffusion_xl``, each also ``…_inpaint`` (a 9-channel inpainting UNet); see ``text_unet_kind``."""
     if path.endswith(SINGLE_FILE):
         return "stable_diffusion"
     check_source(path)
@@ -121,16 +148,19 @@ def kind_of(path: str) -> str:
             index = DiffusionPipeline.load_config(path)
         except Exception as e:
             raise _hub_error(path, e) from None
-        return "stable_diffusion" if "vae" in index or "text_encoder" in index else "pixel"
+        is_text = "vae" in index or "text_encoder" in index
+        return text_unet_kind({}, index.get("_class_name", "")) if is_text else "pixel"
     root = os.path.expanduser(path)
+    unet = component_dir(root, "unet", "config.json")
+    unet_config = read_json(os.path.join(unet, "config.json")) if unet is not None else {}
     if os.path.isfile(os.path.join(root, "model_index.json")):
         index = read_json(os.path.join(root, "model_index.json"))
-        return "stable_diffusion" if "vae" in index or "text_encoder" in index else "pixel"
-    unet = component_dir(root, "unet", "config.json")
+        is_text = "vae" in index or "text_encoder" in index
+        return text_unet_kind(unet_config, index.get("_class_name", "")) if is_text else "pixel"
     if unet is None:
         raise PretrainedError(f"{path}: no diffusers model here (neither model_index.json nor unet/config.json)")
-    cls = read_json(os.path.join(unet, "config.json")).get("_class_name", "UNet2DModel")
-    return "stable_diffusion" if cls == "UNet2DConditionModel" else "pixel"
+    is_text = unet_config.get("_class_name", "UNet2DModel") == "UNet2DConditionModel"
+    return text_unet_kind(unet_config) if is_text else "pixel"
 
 
 def _scheduler_config(root: str, unet_dir: str) -> dict[str, Any]:
@@ -203,7 +233,7 @@ def load_text_unet(path: str, dtype: torch.dtype, config: Optional[str] = None) 
         pipe = _single_file_pipeline(path, config, dtype)
         parts = dict(unet=pipe.unet, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer)
         return dict(parts, scheduler=dict(pipe.scheduler.config))
-    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from diffusers import UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
     parts = dict(
@@ -211,7 +241,54 @@ def load_text_unet(path: str, dtype: torch.dtype, config: Optional[str] = None) 
         text_encoder=_from_folder(CLIPTextModel, path, "text_encoder", dtype).eval(),
         tokenizer=_from_folder(CLIPTokenizer, path, "tokenizer"),
     )
-    return dict(parts, scheduler=dict(_from_folder(DDPMScheduler, path, "scheduler").config))
+    return dict(parts, scheduler=scheduler_as_saved(path))
+
+
+def scheduler_as_saved(path: str) -> dict[str, Any]:
+    """A pipeline's ``scheduler/scheduler_config.json`` as saved: its own class name, no defaults of another
+    scheduler class filled in (``diffusion_from_scheduler`` reads the missing keys)."""
+    from diffusers import DDPMScheduler
+
+    check_source(path)
+    if is_local(path):
+        config = os.path.join(os.path.expanduser(path), "scheduler", "scheduler_config.json")
+        if not os.path.isfile(config):
+            raise PretrainedError(f"{path}: no scheduler/scheduler_config.json (a pipeline folder has one)")
+        return read_json(config)
+    try:
+        return dict(DDPMScheduler.load_config(path, subfolder="scheduler"))
+    except Exception as e:
+        raise _hub_error(os.path.join(path, "scheduler"), e) from None
+
+
+def load_sdxl(path: str, dtype: torch.dtype) -> dict[str, Any]:
+    """An SDXL pipeline's UNet, both CLIP encoders and tokenizers (``text_encoder``/``tokenizer`` None when the
+    pipeline has none, as the refiner), the scheduler config and ``force_zeros_for_empty_prompt``."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    index_file = os.path.join(os.path.expanduser(path), "model_index.json")
+    index = (read_json(index_file) if os.path.isfile(index_file) else {}) if is_local(path) else _hub_index(path)
+    first = index.get("text_encoder", [None, None])[0] is not None
+    return dict(
+        unet=_from_folder(UNet2DConditionModel, path, "unet", dtype).eval(),
+        text_encoder=_from_folder(CLIPTextModel, path, "text_encoder", dtype).eval() if first else None,
+        tokenizer=_from_folder(CLIPTokenizer, path, "tokenizer") if first else None,
+        text_encoder_2=_from_folder(CLIPTextModelWithProjection, path, "text_encoder_2", dtype).eval(),
+        tokenizer_2=_from_folder(CLIPTokenizer, path, "tokenizer_2"),
+        scheduler=scheduler_as_saved(path),
+        force_zeros_for_empty_prompt=index.get("force_zeros_for_empty_prompt", True),
+    )
+
+
+def _hub_index(path: str) -> dict[str, Any]:
+    from diffusers import DiffusionPipeline
+
+    check_source(path)
+    try:
+        return dict(DiffusionPipeline.load_config(path))
+    except Exception as e:
+        raise _hub_error(path, e) from None
 
 
 def load_vae(path: str, dtype: torch.dtype, config: Optional[str] = None) -> Any:
@@ -235,9 +312,12 @@ def pretrained_config(path: str, config: Optional[str] = None) -> dict[str, Any]
     if kind == "pixel":
         return {"denoiser": {"class_path": "repaint_pl.denoisers.DiffusersDenoiser", "init_args": {"pretrained": path}}}
     extra = {"config": config} if config else {}
+    denoiser = "StableDiffusionXLDenoiser" if kind.startswith("stable_diffusion_xl") else "StableDiffusionDenoiser"
+    if denoiser == "StableDiffusionXLDenoiser" and config:
+        raise PretrainedError(f"{path}: SDXL is read from a pipeline folder, not a single file with --config_dir")
     return {
         "denoiser": {
-            "class_path": "repaint_pl.denoisers.StableDiffusionDenoiser",
+            "class_path": f"repaint_pl.denoisers.{denoiser}",
             "init_args": {"pretrained": path, **extra},
         },
         "space": {"class_path": "repaint_pl.spaces.LatentSpace", "init_args": {"pretrained": path, **extra}},

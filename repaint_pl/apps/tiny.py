@@ -104,3 +104,111 @@ def tiny_ddpm_pipeline(sample_size: int = 32):
         norm_num_groups=8,
     )
     return DDPMPipeline(unet=randomize(unet, 3), scheduler=DDPMScheduler(num_train_timesteps=1000))
+
+
+def tiny_clip(seed: int, projection: bool = False, hidden_size: int = 32):
+    """A random CLIP text encoder over ``byte_vocab`` (16 positions); ``projection``: with the pooled
+    projection (``CLIPTextModelWithProjection``, projection width = ``hidden_size``), as SDXL's second encoder."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    vocab = byte_vocab()
+    config = CLIPTextConfig(
+        hidden_size=hidden_size,
+        intermediate_size=37,
+        projection_dim=hidden_size,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=len(vocab),
+        max_position_embeddings=16,
+        bos_token_id=vocab["<|startoftext|>"],
+        eos_token_id=vocab["<|endoftext|>"],
+        pad_token_id=vocab["<|endoftext|>"],
+    )
+    cls = CLIPTextModelWithProjection if projection else CLIPTextModel
+    return randomize(cls(config), seed, 0.2)
+
+
+def tiny_clip_tokenizer():
+    """CLIP's tokenizer with the byte-level vocabulary and no merges, 16 tokens long."""
+    from transformers import CLIPTokenizer
+
+    return CLIPTokenizer(vocab=byte_vocab(), merges=[], model_max_length=16)
+
+
+def tiny_vae():
+    """An AutoencoderKL with four blocks (factor 8: 64² pictures → 8² latents), 4 latent channels."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=(8, 8, 8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+        norm_num_groups=4,
+        layers_per_block=1,
+    )
+
+
+def tiny_sd_inpaint_pipeline():
+    """A Stable Diffusion inpainting pipeline: the tiny SD components with a 9-channel UNet
+    (latents, hole mask, masked-image latents)."""
+    from diffusers import StableDiffusionInpaintPipeline, UNet2DConditionModel
+
+    sd = tiny_sd_pipeline()
+    unet = UNet2DConditionModel.from_config(dict(sd.unet.config, in_channels=9))
+    return StableDiffusionInpaintPipeline(
+        **{k: getattr(sd, k) for k in ("vae", "text_encoder", "tokenizer", "scheduler")},
+        unet=randomize(unet, 4, 0.15),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def tiny_sdxl_pipeline(inpainting: bool = False):
+    """An SDXL pipeline (``inpainting``: SDXL inpainting, a 9-channel UNet), 64² pictures → 8² latents.
+
+    Two CLIP encoders of width 32 (cross-attention width 64 = both hidden states side by side; the second
+    one's pooled projection, 32 wide, conditions the UNet), micro-conditioning by six time ids embedded
+    8 wide each (the added embedding takes 6·8 + 32 = 80 inputs), SDXL's Euler scheduler config.
+    """
+    from diffusers import (
+        EulerDiscreteScheduler,
+        StableDiffusionXLInpaintPipeline,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=9 if inpainting else 4,
+        out_channels=4,
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=64,
+        attention_head_dim=(2, 4),
+        transformer_layers_per_block=(1, 2),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=6 * 8 + 32,
+        norm_num_groups=8,
+    )
+    scheduler = EulerDiscreteScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1, timestep_spacing="leading"
+    )
+    cls = StableDiffusionXLInpaintPipeline if inpainting else StableDiffusionXLPipeline
+    return cls(
+        vae=tiny_vae(),
+        text_encoder=tiny_clip(5),
+        text_encoder_2=tiny_clip(6, projection=True),
+        tokenizer=tiny_clip_tokenizer(),
+        tokenizer_2=tiny_clip_tokenizer(),
+        unet=randomize(unet, 7, 0.15),
+        scheduler=scheduler,
+        add_watermarker=False,
+    )
+

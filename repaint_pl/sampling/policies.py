@@ -46,13 +46,28 @@ class RePaintSampler(Sampler):
     known-region noise; per forward jump its noise.
     """
 
+    inject = True  # False: ``NoInjectionSampler``
+
     def reverse(self, p: Problem, x: Tensor, t: int, t_prev: int, index: int) -> tuple[Tensor, Tensor]:
         step_noise = p.randn()
         if index > 0:  # every reverse step but the very first sees the known region at level t
-            x = inject_known(p.process, x, p.x0, p.keep_mask, t, p.randn())
+            known_noise = p.randn()
+            if self.inject:
+                x = inject_known(p.process, x, p.x0, p.keep_mask, t, known_noise)
         return reverse_step(
             p.process, p.model_fn, x, t, step_noise, grad_fn=p.grad_fn, clip_x0=p.clip_x0, add_noise=t != 0
         )
+
+
+class NoInjectionSampler(RePaintSampler):
+    """RePaint's walk with the known region never injected: the model's own ancestral steps (with
+    ``jump_n_sample=1``, an inpainting model's plain sampling, the "no RePaint" baseline).
+
+    Draws the same numbers as ``RePaintSampler`` (the known-region noise too, unused), so its pictures
+    are RePaint's with an all-unknown keep mask.
+    """
+
+    inject = False
 
 
 class DDIMRePaintSampler(Sampler):
@@ -201,5 +216,6 @@ class CoarseTravelSampler(Sampler):
 
 
 __all__ = [
-    "RePaintSampler", "DDIMRePaintSampler", "DDNMSampler", "DiffPIRSampler", "CoarseTravelSampler", "coarse_grid",
+    "RePaintSampler", "NoInjectionSampler", "DDIMRePaintSampler", "DDNMSampler", "DiffPIRSampler",
+    "CoarseTravelSampler", "coarse_grid",
 ]  # fmt: skip
