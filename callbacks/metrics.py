@@ -3,11 +3,17 @@
 Each process scores the inputs it handled from the written PNGs (``repaint_pl.scoring``); the rows
 are gathered and process 0 writes ``metrics.csv``, ``summary.json``, ``summary.md``
 and ``grids/<mask type>.png`` beside the outputs, and sends the means and grids to the loggers.
+
+With crop-and-stitch (``data.crop_to_mask``) the metrics are those of the stitched full-resolution
+picture against the full-resolution input (one row per picture, scored by the process that had its
+first crop, after the writer has stitched every picture): the "fill" metrics cover exactly the hole;
+the whole-picture ones are dominated by the known pixels, which are the input's bytes.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Sequence
 
 import lightning as L
@@ -77,7 +83,12 @@ class InpaintMetrics(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        for name, error in zip(outputs["name"], outputs.get("error", [""] * len(outputs["name"]))):
+        errors = outputs.get("error", [""] * len(outputs["name"]))
+        for i, (name, error) in enumerate(zip(outputs["name"], errors)):
+            if "picture" in outputs:  # crop-and-stitch: one entry per picture, from its first crop
+                if int(outputs["crop_index"][i]) != 0:
+                    continue
+                name = outputs["picture"][i]
             if error:
                 self.errors.append({"name": name, "error": error})
             else:
@@ -85,6 +96,9 @@ class InpaintMetrics(Callback):
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         writer = next((c for c in trainer.callbacks if isinstance(c, RePaintWriter)), None)
+        if writer is not None:
+            writer.finish_crops(trainer)  # every stitched picture is written before anything is scored
+            self.names = [n for n in self.names if os.path.isfile(writer.path("inpainted", n))]
         if not self.enabled or writer is None:
             return
         scorer = scoring.Scorer(self.lpips, self.lpips_random, str(pl_module.device))

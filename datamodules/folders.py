@@ -21,21 +21,40 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import os
 from typing import Any, Literal, Optional, Sequence
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
+from repaint_pl.crops import Box, crop, hole_boxes
 from repaint_pl.masks import keep_mask
 
-from .images import ImageFileError, image_size_of, is_binary, list_images, load_image, load_mask
+from .images import (
+    ImageFileError,
+    hole_lost_fraction,
+    image_size_of,
+    is_binary,
+    keep_from_levels,
+    list_images,
+    load_image,
+    mask_tensor,
+    read_image,
+    read_mask_levels,
+)
 from .prompts import find_sidecar, read_prompts
+
+log = logging.getLogger(__name__)
 
 MASK_CODES = 1024  # sample id = image index (or name index) · MASK_CODES + code of the mask type name
 INPUT_LIST_FILE = "inputs.json"  # beside the outputs of a run whose ids are list positions
+MaskConvention = Literal["keep", "fill"]  # keep: 255 = known (RePaint's); fill: white = to fill (diffusers, LaMa)
+INVERTED_FILL = 0.95  # a mask file that asks to fill more than this looks inverted (a one-line warning)
+LOST_WARN = 0.01  # warn when the centre crop loses more than this fraction of a mask's hole
 
 
 def mask_code(mask_type: str) -> int:
@@ -85,6 +104,16 @@ def check_input_list(out_dir: str, inputs: Sequence[str], overwrite: bool = Fals
         from repaint_pl.files import write_json
 
         write_json({"ids": "position in this list", "inputs": inputs}, path)
+
+
+def mask_inverted(mask_convention: str, invert_masks: bool = False) -> bool:
+    """Whether mask files are read inverted: ``mask_convention`` ``fill`` (white = to fill), or the old
+    ``invert_masks`` alias set; ``keep`` (255 = known) is RePaint's convention."""
+    if mask_convention not in ("keep", "fill"):
+        raise ValueError(
+            f"data.mask_convention: expected keep (255 = known) or fill (white = to fill), got {mask_convention!r}"
+        )
+    return mask_convention == "fill" or bool(invert_masks)
 
 
 def model_channels(trainer: Optional[L.Trainer]) -> Optional[int]:
@@ -201,30 +230,76 @@ class InpaintItems(Dataset):
         self.mask_seed, self.mask_threshold, self.invert_masks = mask_seed, mask_threshold, invert_masks
         self.labels, self.channels, self.mask_name, self.check_mask_size = labels, channels, mask_name, check_mask_size
         self.image_index = list(image_index) if image_index is not None else list(range(len(self.entries)))
-        self._warned = False
+        self._warned = self._warned_inverted = False
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def _file_mask(self, mask_path: str, image_path: str) -> torch.Tensor:
-        if self.check_mask_size and image_size_of(mask_path) != image_size_of(image_path):
+    @property
+    def threshold(self) -> float:
+        """Where full-resolution masks are binarised: ``mask_threshold``, or 0.5 for soft masks."""
+        return 0.5 if self.mask_threshold is None else float(self.mask_threshold)
+
+    def _check_size(self, mask_path: str, image_path: str) -> None:
+        if image_size_of(mask_path) != image_size_of(image_path):
             w, h = image_size_of(mask_path)
             W, H = image_size_of(image_path)
             raise ImageFileError(f"{mask_path}: mask is {w}x{h} but its image {image_path} is {W}x{H}")
-        mask = load_mask(mask_path, self.image_size, self.invert_masks, channels=self.channels)
-        if self.mask_threshold is None or is_binary(mask):
-            return mask
-        if not self._warned:
-            rank_zero_warn(
-                f"{mask_path}: mask is not binary; masks are binarised at {self.mask_threshold} (data.mask_threshold)"
+
+    def full_keep(self, mask_path: str) -> np.ndarray:
+        """A mask file at full resolution as bool ``[H, W]`` (True = known), binarised at ``mask_threshold``
+        (0.5 when None); a mask that asks to fill more than ``INVERTED_FILL`` of the picture is warned about."""
+        keep = keep_from_levels(read_mask_levels(mask_path), self.invert_masks, self.threshold)
+        self._warn_inverted(keep, mask_path)
+        return keep
+
+    def _warn_inverted(self, keep: np.ndarray, mask_path: str) -> None:
+        fill = 1.0 - float(keep.mean())
+        if fill > INVERTED_FILL and not self._warned_inverted:
+            other = "keep" if self.invert_masks else "fill"
+            log.warning(
+                "%s: the mask asks to fill %.0f%% of the picture; if white marks the hole, pass "
+                "--mask_convention %s (data.mask_convention)", mask_path, 100 * fill, other,
+            )  # fmt: skip
+            self._warned_inverted = True
+
+    def _check_lost(self, keep_full: np.ndarray, mask: torch.Tensor, mask_path: str) -> None:
+        """The centre crop's trap: warn when it loses part of the hole, refuse when it loses all of it."""
+        lost = hole_lost_fraction(keep_full)
+        if (~keep_full).any() and bool((mask >= 1).all()):
+            raise ImageFileError(
+                f"{mask_path}: no hole left after resizing and centre-cropping to {self.image_size}x{self.image_size} "
+                f"({lost:.0%} of it lies outside the centre); use --crop_to_mask PAD to inpaint it at full resolution"
             )
-            self._warned = True
-        return (mask >= self.mask_threshold).float()
+        if lost > LOST_WARN:
+            log.warning(
+                "%s: the centre crop to %dx%d loses %.0f%% of the hole; use --crop_to_mask PAD to inpaint all of it",
+                mask_path, self.image_size, self.image_size, 100 * lost,
+            )  # fmt: skip
+
+    def _file_mask(self, mask_path: str, image_path: str) -> torch.Tensor:
+        if self.check_mask_size:
+            self._check_size(mask_path, image_path)
+        levels = read_mask_levels(mask_path)
+        keep_full = keep_from_levels(levels, self.invert_masks, self.threshold)
+        self._warn_inverted(keep_full, mask_path)
+        mask = mask_tensor(levels, self.image_size, self.invert_masks, channels=self.channels)
+        if self.mask_threshold is not None and not is_binary(mask):
+            if not self._warned:
+                rank_zero_warn(
+                    f"{mask_path}: mask is not binary; masks are binarised at {self.mask_threshold} "
+                    f"(data.mask_threshold)"
+                )
+                self._warned = True
+            mask = (mask >= self.mask_threshold).float()
+        self._check_lost(keep_full, mask, mask_path)
+        return mask
 
     def _image(self, source: str | torch.Tensor) -> torch.Tensor:
         return load_image(source, self.image_size, self.channels) if isinstance(source, str) else source
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def base_item(self, i: int) -> dict[str, Any]:
+        """Item ``i`` without its pictures: ``id``, ``mask_type``, ``error``, ``name``, ``prompt``, ``y``."""
         stem, image, mask = self.entries[i]
         mask_type = mask if self.generated else self.mask_name
         item: dict[str, Any] = {
@@ -237,6 +312,11 @@ class InpaintItems(Dataset):
             item["prompt"] = self.prompts[i]
         if self.labels is not None:
             item["y"] = int(self.labels[i])
+        return item
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        _, image, mask = self.entries[i]
+        item = self.base_item(i)
         try:
             item["image"] = self._image(image)
             if self.generated:
@@ -250,6 +330,84 @@ class InpaintItems(Dataset):
         return item
 
 
+def crop_name(picture: str, index: int) -> str:
+    """The item name of crop ``index`` of output ``picture`` (``a/b.png`` -> ``a/b.crop0.png``)."""
+    return f"{os.path.splitext(picture)[0]}.crop{index}.png"
+
+
+class CropItems(Dataset):
+    """Crop-and-stitch items (``data.crop_to_mask``): one item per hole region of each (image, mask file)
+    pair of ``items``, the region's box (``repaint_pl.crops.hole_boxes`` with ``pad`` and the space's
+    ``factor``) cut from the full-resolution picture and resized to the model's size.
+
+    Besides ``InpaintItems``' fields (``image`` and ``keep_mask`` ``[1, S, S]`` being the crop's), an item has
+    ``name`` (``<stem>.crop<k>.png``), ``picture`` (``<stem>.png``: the stitched output), ``crop_index``,
+    ``crop_count``, ``crop_box`` (``Box.as_list()``), and what the writer needs to stitch: ``source``,
+    ``mask_source``, ``mask_invert``, ``mask_threshold``.  Sample ids are ``sample_id(image key, "crop<k>")``.
+    A pair that cannot be read, or whose mask has no hole, is one item with ``error`` (``crop_count`` 0).
+    """
+
+    def __init__(self, items: InpaintItems, pad: int, factor: int = 1):
+        self.items, self.pad, self.factor = items, int(pad), int(factor)
+        self.index: list[tuple[int, int, Optional[Box], str]] = []  # (entry, crop, box, error)
+        self.counts: dict[int, int] = {}
+        for i in range(len(items)):
+            try:
+                boxes = self._boxes(i)
+            except ImageFileError as e:
+                self.index.append((i, 0, None, str(e)))
+                boxes = []
+            self.counts[i] = len(boxes)
+            self.index += [(i, k, box, "") for k, box in enumerate(boxes)]
+
+    def _boxes(self, i: int) -> list[Box]:
+        _, image_path, mask_path = self.items.entries[i]
+        self.items._check_size(mask_path, image_path)
+        boxes = hole_boxes(self.items.full_keep(mask_path), self.pad, self.items.image_size, self.factor)
+        if not boxes:
+            raise ImageFileError(f"{mask_path}: no hole to fill (every pixel is known)")
+        return boxes
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, j: int) -> dict[str, Any]:
+        i, k, box, error = self.index[j]
+        _, image_path, mask_path = self.items.entries[i]
+        item = self.items.base_item(i)
+        picture = item["name"]
+        item.update(
+            id=sample_id(self.items.image_index[i], f"crop{k}"),
+            name=crop_name(picture, k) if box is not None else picture,
+            picture=picture,
+            crop_index=k,
+            crop_count=self.counts[i],
+            crop_box=torch.tensor(box.as_list() if box is not None else [0] * 8),
+            source=image_path,
+            mask_source=mask_path,
+            mask_invert=bool(self.items.invert_masks),
+            mask_threshold=self.items.threshold,
+        )
+        try:
+            if error:
+                raise ImageFileError(error)
+            mode = "RGB" if self.items.channels == 3 else "L"
+            image, keep = np.asarray(read_image(image_path, mode)), self.items.full_keep(mask_path)
+            images, keeps = crop(image, keep, [box], self.items.image_size)
+            item["image"], item["keep_mask"] = images[0], keeps[0]
+        except ImageFileError as e:
+            item["error"] = str(e)
+            size = self.items.image_size
+            item["image"], item["keep_mask"] = torch.zeros(self.items.channels, size, size), torch.ones(1, size, size)
+        return item
+
+
+def space_factor(trainer: Optional[L.Trainer]) -> int:
+    """The downsampling factor of the trainer's model's space (8 for Stable Diffusion's VAE), else 1."""
+    module = getattr(trainer, "lightning_module", None) if trainer is not None else None
+    return int(getattr(getattr(module, "space", None), "factor", 1) or 1)
+
+
 class ImageFolderDataModule(L.LightningDataModule):
     """Images from a folder (any layout, searched recursively), masks from a folder or generated.
 
@@ -260,8 +418,13 @@ class ImageFolderDataModule(L.LightningDataModule):
         mask_path: a folder of mask files instead (255 = known); ``mask_types`` is then ignored.
         pair_masks: ``name`` (mask with the image's relative path / stem, any extension, optionally
             with a ``_mask`` suffix) or ``sorted`` (i-th mask with i-th image, as the original).
-        invert_masks: mask files use LaMa's convention (255 = to fill).
+        mask_convention: ``keep`` (255 = known, RePaint's) or ``fill`` (white = to fill, as diffusers, IOPaint
+            and LaMa draw masks).
+        invert_masks: the old name of ``mask_convention: fill`` (``true`` means ``fill``).
         mask_threshold: binarise non-binary masks at this value (None keeps soft masks).
+        crop_to_mask: inpaint each hole of the (full-resolution) mask files in a crop around it, with this
+            many pixels of context, and stitch the fills into the full picture (``repaint_pl.crops``; the
+            writer writes the full-resolution picture); None: resize and centre-crop the whole picture.
         class_folders: class labels from the first folder level (ImageNet val: wnid folders).
         labels: a label file (``name label`` per line, or CSV) instead.
         max_images, offset: a slice of the sorted images (sample ids do not depend on the slice).
@@ -281,6 +444,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         pair_masks: Literal["name", "sorted"] = "name",
         invert_masks: bool = False,
         mask_threshold: Optional[float] = 0.5,
+        mask_convention: MaskConvention = "keep",
+        crop_to_mask: Optional[int] = None,
         class_folders: bool = False,
         labels: Optional[str] = None,
         max_images: Optional[int] = None,
@@ -294,12 +459,16 @@ class ImageFolderDataModule(L.LightningDataModule):
         super().__init__()
         self.prompts = prompts
         self.image_path, self.image_size, self.mask_types = image_path, image_size, list(mask_types)
-        self.mask_path, self.pair_masks, self.invert_masks = mask_path, pair_masks, invert_masks
+        self.mask_path, self.pair_masks = mask_path, pair_masks
+        self.invert_masks = mask_inverted(mask_convention, invert_masks)
+        if crop_to_mask is not None and int(crop_to_mask) < 0:
+            raise ValueError(f"data.crop_to_mask: expected a padding of 0 or more pixels, got {crop_to_mask}")
+        self.crop_to_mask = crop_to_mask
         self.mask_threshold, self.class_folders, self.labels = mask_threshold, class_folders, labels
         self.max_images, self.offset, self.mask_seed, self.channels = max_images, offset, mask_seed, channels
         self.batch_size, self.num_workers = batch_size, num_workers
         self.check_mask_size = True
-        self.dataset: Optional[InpaintItems] = None
+        self.dataset: Optional[Dataset] = None
 
     def _image_labels(self, images: list[str]) -> Optional[list[int]]:
         if self.labels:
@@ -378,6 +547,11 @@ class ImageFolderDataModule(L.LightningDataModule):
             image_index=[keys[i] for _, i, _ in pairs],
             prompts=[prompts[i] for _, i, _ in pairs] if prompts else None,
         )
+        if self.crop_to_mask is not None:
+            if masks is None:
+                raise ValueError("data.crop_to_mask needs mask files (--mask FILE or FOLDER): generated masks are "
+                                 "made at the model's size")  # fmt: skip
+            self.dataset = CropItems(self.dataset, self.crop_to_mask, space_factor(self.trainer))
 
     def predict_dataloader(self) -> DataLoader:
         return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
@@ -404,6 +578,7 @@ class InpaintFolderDataModule(ImageFolderDataModule):
         mask_threshold: Optional[float] = 0.5,
         invert_masks: bool = False,
         check_mask_size: bool = True,
+        mask_convention: MaskConvention = "keep",
     ):
         super().__init__(
             image_path=gt_path,
@@ -411,6 +586,7 @@ class InpaintFolderDataModule(ImageFolderDataModule):
             mask_path=mask_path,
             pair_masks="sorted",
             invert_masks=invert_masks,
+            mask_convention=mask_convention,
             mask_threshold=mask_threshold,
             max_images=max_len,
             offset=offset,

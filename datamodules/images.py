@@ -276,9 +276,45 @@ def load_mask(path: str, size: int, invert: bool = False, channels: int = 3) -> 
     The stored values are checked first (``mask_levels``): a mask file must be grey, with
     8-bit levels in [0, 255] (float files may hold [0, 1]).
     """
-    image = Image.fromarray(mask_levels(open_image(path), path)).convert("RGB" if channels == 3 else "L")
+    return mask_tensor(read_mask_levels(path), size, invert, channels)
+
+
+def read_mask_levels(path: str) -> np.ndarray:
+    """A mask file's checked grey levels, uint8 ``[H, W]`` or ``[H, W, 3]`` (``mask_levels``)."""
+    return mask_levels(open_image(path), path)
+
+
+def mask_tensor(levels: np.ndarray, size: int, invert: bool = False, channels: int = 3) -> torch.Tensor:
+    """Mask levels (``read_mask_levels``) resized and centre-cropped like the images: ``load_mask``'s result."""
+    image = Image.fromarray(levels).convert("RGB" if channels == 3 else "L")
     arr = center_crop_resize(image, size).astype(np.float32) / 255.0
     return to_chw(1.0 - arr if invert else arr)
+
+
+def keep_from_levels(levels: np.ndarray, invert: bool = False, threshold: float = 0.5) -> np.ndarray:
+    """Full-resolution keep mask, bool ``[H, W]`` (True = known): a pixel is known when its level/255 (or
+    1 - level/255 with ``invert``) is at least ``threshold`` in every channel."""
+    known = levels.astype(np.float32) / 255.0
+    known = 1.0 - known if invert else known
+    known = known.min(axis=2) if known.ndim == 3 else known
+    return known >= threshold
+
+
+def center_square(height: int, width: int) -> tuple[slice, slice]:
+    """The centred square of an ``height × width`` picture: the part ``center_crop_resize`` keeps."""
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return slice(top, top + side), slice(left, left + side)
+
+
+def hole_lost_fraction(keep: np.ndarray) -> float:
+    """The fraction of the hole (False pixels of a full-resolution keep mask ``[H, W]``) outside the centred
+    square that resizing and centre-cropping keeps (0 for a mask without a hole)."""
+    hole = int((~keep).sum())
+    if hole == 0:
+        return 0.0
+    inside = int((~keep[center_square(*keep.shape)]).sum())
+    return 1.0 - inside / hole
 
 
 MASK_CHANNEL_TOLERANCE = 32  # largest difference between colour channels of a grey mask (JPEG noise)

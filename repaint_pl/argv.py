@@ -89,6 +89,10 @@ FLAGS: dict[str, Flag] = {
     "--mask": Flag("--data.mask_path", "DIR|FILE", "mask files (paired by name) or one mask for all", "data"),
     "--masks": Flag(_short_masks, "T1,T2", "generated mask types: thick,thin,nn2,ev2li,genhalf,ex64,…", "data"),
     "--image_size": Flag("--data.image_size", "N", "the model's picture size", "data"),
+    "--mask_convention": Flag("--data.mask_convention", "keep|fill", "keep: 255 = known (default); fill: white = hole",
+                              "data"),  # fmt: skip
+    "--crop_to_mask": Flag("--data.crop_to_mask", "PAD", "big photos: a crop per hole (PAD pixels of context), stitched",
+                           "data"),  # fmt: skip
     "--steps": Flag(None, "N", "sampling steps of the model (respacing), whichever model the config has", "sampling"),
     "--jump_length": Flag("--model.schedule.init_args.jump_length", "N", "RePaint's jump length", "sampling"),
     "--jump_n_sample": Flag("--model.schedule.init_args.jump_n_sample", "N", "RePaint's resamplings", "sampling"),
@@ -102,7 +106,7 @@ FLAGS: dict[str, Flag] = {
     "--num_nodes": Flag(None, "N", "nodes (DDP)", "run"),
 }
 SHORT_FLAGS: dict[str, Expansion] = {name: f.target for name, f in FLAGS.items() if f.target is not None}
-DATA_SHORT_FLAGS = ("--mask", "--masks", "--image_size")  # arguments of the data class --images selects
+DATA_SHORT_FLAGS = ("--mask", "--masks", "--image_size", "--mask_convention", "--crop_to_mask")  # of --images' class
 
 SOURCE_ORDER = (
     "Sources compose in this order, a later one winning over an earlier one: the configs implied by "
