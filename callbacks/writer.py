@@ -159,7 +159,8 @@ class RePaintWriter(BasePredictionWriter):
         if "picture" not in batch or int(batch["crop_count"][i]) == 0:
             return self.finished(batch["name"][i])
         info = crop_info(batch, i)
-        return self.finished(info["picture"]) or self.staged(info["picture"], info["crop_index"], info["crop_box"])
+        staged = self.staged(info["picture"], info["crop_index"], info["crop_box"])
+        return self.finished(info["picture"]) or staged is not None
 
     # ------------------------------------------------------------------ crop-and-stitch
 

@@ -56,7 +56,8 @@ def test_a_mask_that_looks_inverted_is_warned_about_once_naming_the_flag(tmp_pat
     pair(str(tmp_path), 64, 64, [(0, 0, 64, 63)], name="b")
     items(image_path=images, mask_path=masks, image_size=64)
     lines = [r.getMessage() for r in caplog.records if "--mask_convention" in r.getMessage()]
-    assert len(lines) == 1 and lines[0].startswith(os.path.join(masks, "a.png")) and "--mask_convention fill" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith(os.path.join(masks, "a.png"))
+    assert "--mask_convention fill" in lines[0]
     caplog.clear()
     items(image_path=images, mask_path=masks, image_size=64, mask_convention="fill")  # 2% to fill: fine
     assert not [r for r in caplog.records if "--mask_convention" in r.getMessage()]
