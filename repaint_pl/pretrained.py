@@ -312,9 +312,11 @@ def pretrained_config(path: str, config: Optional[str] = None) -> dict[str, Any]
     if kind == "pixel":
         return {"denoiser": {"class_path": "repaint_pl.denoisers.DiffusersDenoiser", "init_args": {"pretrained": path}}}
     extra = {"config": config} if config else {}
+    if path.endswith(SINGLE_FILE) and config:
+        kind = kind_of(config)  # the config folder says which family the file belongs to
     denoiser = "StableDiffusionXLDenoiser" if kind.startswith("stable_diffusion_xl") else "StableDiffusionDenoiser"
-    if denoiser == "StableDiffusionXLDenoiser" and config:
-        raise PretrainedError(f"{path}: SDXL is read from a pipeline folder, not a single file with --config_dir")
+    if denoiser == "StableDiffusionXLDenoiser" and path.endswith(SINGLE_FILE):
+        raise PretrainedError(f"{path}: a single-file SDXL checkpoint is not read; pass an SDXL pipeline folder")
     return {
         "denoiser": {
             "class_path": f"repaint_pl.denoisers.{denoiser}",

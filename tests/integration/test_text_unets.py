@@ -23,7 +23,7 @@ from repaint_pl.denoisers import (
 from repaint_pl.diffusion import DiffusionConfig
 from repaint_pl.module import RePaintModule
 from repaint_pl.noise import PerSampleNoise
-from repaint_pl.pretrained import kind_of, pretrained_config
+from repaint_pl.pretrained import PretrainedError, kind_of, pretrained_config
 from repaint_pl.sampling import RePaintSampler
 from repaint_pl.sampling.policies import NoInjectionSampler
 from repaint_pl.schedules import JumpSchedule, jump_times
@@ -214,6 +214,10 @@ def test_folders_are_recognised_from_their_files(folders, tmp_path):
     with open(os.path.join(folders["sdxl_inpaint"], "unet", "config.json")) as src:
         (unet_only / "unet" / "config.json").write_text(src.read())
     assert kind_of(str(unet_only)) == "stable_diffusion_xl_inpaint"
+    single = tmp_path / "sdxl.safetensors"
+    single.write_bytes(b"")
+    with pytest.raises(PretrainedError, match="single-file SDXL"):
+        pretrained_config(str(single), folders["sdxl"])
 
 
 def test_euler_scheduler_config_does_not_clip_latents(folders):
