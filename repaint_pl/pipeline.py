@@ -116,8 +116,10 @@ def _model_args(source: Optional[str], preset: Optional[str], config_dir: Option
     if source.endswith((".yaml", ".yml")):
         return ["--config", source]
     if source.endswith((".pt", ".ckpt")) and not os.path.isdir(source):
-        front = ["--config", config_path("model", f"{preset}.yaml")] if preset else []
-        return front + ["--ckpt", source]
+        preset_file = config_path("model", f"{preset}.yaml") if preset else None
+        if preset_file and os.path.isfile(preset_file):  # a released model's config (net, diffusion, classifier)
+            return ["--config", preset_file, "--ckpt", source]
+        return (["--model.net.preset", preset] if preset else []) + ["--ckpt", source]
     return ["--pretrained", source] + (["--config_dir", config_dir] if config_dir else [])
 
 
