@@ -4,7 +4,7 @@ PY := .venv/bin/python
 .venv/.installed: setup.cfg pyproject.toml
 	python3 -m venv .venv
 	.venv/bin/pip install -q --upgrade pip
-	.venv/bin/pip install -q -e ".[test,bench]"
+	.venv/bin/pip install -q -e ".[test]"
 	touch $@
 
 .PHONY: setup test test-fast demo

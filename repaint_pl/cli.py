@@ -49,6 +49,7 @@ from .nets.checkpoint import is_lightning_checkpoint, sub_state_dict
 from .noise import check_global_noise
 from .original_conf import translate_file
 from .paths import CONFIGS as REPO_CONFIGS
+from .paths import absolute, config_relative_path
 
 EVAL_TRAINER_DEFAULTS: dict[str, Any] = {
     "logger": False,
@@ -67,10 +68,10 @@ def cached_checkpoint(path: str, trust: bool = False, keep: bool = False) -> dic
     A copy kept by an earlier call (``keep=True``: the config step) is handed over and
     forgotten, so the file is read once and nothing stays cached for the run.
     """
-    obj = _KEPT_CHECKPOINTS.pop(path, None)
+    obj = _KEPT_CHECKPOINTS.pop(absolute(path), None)  # the command line's path, or the parsed absolute one
     obj = read_checkpoint(path, trust) if obj is None else obj
     if keep:
-        _KEPT_CHECKPOINTS[path] = obj
+        _KEPT_CHECKPOINTS[absolute(path)] = obj
     return obj
 
 
@@ -174,12 +175,14 @@ class RePaintCLI(LightningCLI):
 
         parser.add_argument(
             "--ckpt",
-            type=Optional[str],
+            type=Optional[config_relative_path()],
             default=None,
             help="net weights: a guided-diffusion .pt (released file names pick their preset) "
-            "or a train.py .ckpt (its architecture and diffusion come along)",
+            "or a train.py .ckpt (its architecture and diffusion come along); in a config file, relative to its folder",
         )
-        parser.add_argument("--classifier_ckpt", type=Optional[str], default=None, help="classifier weights (.pt)")
+        parser.add_argument(
+            "--classifier_ckpt", type=Optional[config_relative_path()], default=None, help="classifier weights (.pt)"
+        )
         parser.add_argument(
             "--trust_checkpoint",
             type=bool,

@@ -206,7 +206,8 @@ class RePaintModule(L.LightningModule):
         """RePaint on the items of a batch that are neither ``done`` (outputs exist) nor bad (``error``).
 
         Returns the batch with ``inpainted`` (NaN for skipped items), ``sampled`` (per item),
-        ``seconds`` (per sampled image) and ``network_calls`` (per image).
+        ``seconds`` (the batch's sampling time divided by the images sampled in it: one value for the batch,
+        since timing each image would mean sampling them one by one) and ``network_calls`` (per image).
         """
         size = len(batch["id"])
         done, errors = batch.get("done", [False] * size), batch.get("error", [""] * size)

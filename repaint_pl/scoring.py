@@ -290,7 +290,14 @@ def summarize(
     return summary
 
 
+SECONDS_NOTE = (
+    "seconds: the sampling time of each image's batch divided by the images sampled in it "
+    "(the images of one batch share one value)"
+)
+
+
 def markdown_table(summary: dict[str, Any]) -> str:
+    """summary.md: mean ± std per mask type, the skipped inputs, the notes and what ``seconds`` measures."""
     kinds = summary["mask_types"]
     keys = []
     for stats in kinds.values():
@@ -311,6 +318,8 @@ def markdown_table(summary: dict[str, Any]) -> str:
         lines += ["", f"{len(summary['errors'])} input(s) skipped:"] + [f"- {e['error']}" for e in summary["errors"]]
     for note in summary["notes"]:
         lines += ["", f"Note: {note}"]
+    if "seconds" in keys:
+        lines += ["", SECONDS_NOTE + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -332,8 +341,29 @@ def write_reports(out_dir: str, rows: Sequence[dict[str, Any]], summary: dict[st
     atomic_write(os.path.join(out_dir, "summary.md"), markdown_table(summary))
 
 
+GRID_COLUMNS = (("gt", "original"), ("gt_masked", "masked"), ("inpainted", "result"))  # output folder, label
+GRID_PADDING = 2
+
+
+def column_labels(labels: Sequence[str], tile: int, padding: int = GRID_PADDING) -> np.ndarray:
+    """A white header ``[H, W, 3]`` uint8 for a grid of ``len(labels)`` columns of ``tile`` pixels between
+    ``padding`` borders, each label in black, centred over its column (PIL's default font)."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=max(11, min(24, tile // 12)))
+    height = round(font.size * 1.8)
+    header = Image.new("RGB", (len(labels) * (tile + padding) + padding, height), "white")
+    draw = ImageDraw.Draw(header)
+    for i, text in enumerate(labels):
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        x = padding + i * (tile + padding) + (tile - (right - left)) / 2 - left
+        draw.text((x, (height - (bottom - top)) / 2 - top), text, fill="black", font=font)
+    return np.asarray(header)
+
+
 def write_grids(dirs: dict[str, str], names: Sequence[str], out_dir: str, max_rows: int = 8) -> dict[str, str]:
-    """One PNG per mask type: rows of (original | masked | result) for up to ``max_rows`` images."""
+    """One PNG per mask type: a header naming the columns, then rows of (original | masked | result) for up to
+    ``max_rows`` images."""
     from torchvision.utils import make_grid
 
     from repaint_pl.callbacks.writer import enlarge, save_png
@@ -344,17 +374,15 @@ def write_grids(dirs: dict[str, str], names: Sequence[str], out_dir: str, max_ro
     written = {}
     for kind, group in by_type.items():
         group = group[:max_rows]
-        tiles = [
-            read_png(os.path.join(dirs[k], n)).expand(3, -1, -1)
-            for n in group
-            for k in ("gt", "gt_masked", "inpainted")
-        ]
+        tiles = [read_png(os.path.join(dirs[k], n)).expand(3, -1, -1) for n in group for k, _ in GRID_COLUMNS]
         if len({t.shape for t in tiles}) != 1:
             continue
         tiles = [enlarge(t) for t in tiles]  # small pictures are enlarged to be seen
-        grid = make_grid(torch.stack(tiles), nrow=3, padding=2, pad_value=1.0)
+        grid = make_grid(torch.stack(tiles), nrow=len(GRID_COLUMNS), padding=GRID_PADDING, pad_value=1.0)
+        pixels = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        header = column_labels([label for _, label in GRID_COLUMNS], tiles[0].shape[-1])
         path = os.path.join(out_dir, "grids", f"{kind}.png")
-        save_png((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), path)
+        save_png(np.concatenate([header, pixels]), path)
         written[kind] = path
     return written
 
@@ -386,11 +414,17 @@ def score_folder(
     return summary
 
 
+FID_EXTRA = "torch-fidelity is not installed (pip install 'repaint_pl[fid]')"
+
+
 def _inception(feature: int) -> Any:
-    """torchmetrics' Inception feature extractor (fetches its weights on first use)."""
+    """torchmetrics' Inception feature extractor (fetches its weights on first use; needs the ``fid`` extra)."""
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    return FrechetInceptionDistance(feature=feature, normalize=True)
+    try:
+        return FrechetInceptionDistance(feature=feature, normalize=True)
+    except ModuleNotFoundError:  # torchmetrics' own message names only its packages, not this one's extra
+        raise ImportError(FID_EXTRA) from None
 
 
 def fid_per_type(

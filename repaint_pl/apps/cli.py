@@ -67,7 +67,21 @@ def set_threads(threads: int) -> None:
 
 
 def run(main: Callable[[Sequence[str]], Any], argv: Optional[Sequence[str]] = None) -> None:
-    """``main(argv)`` (default: the command line) as a command: bad input is one line and exit status 2."""
+    """``main(argv)`` (default: the command line) as a command: bad input is one line and exit status 2.
+
+    eval.py's ``repaint_pl.cli.command`` (which imports Lightning) decides how the outcome ends, and is
+    imported only once ``main`` has returned or failed: ``--help`` answers without loading Lightning.
+    """
+    try:
+        result, error = main(list(sys.argv[1:] if argv is None else argv)), None
+    except (ValueError, OSError) as e:
+        result, error = None, e
     from repaint_pl.cli import command
 
-    command(lambda: main(list(sys.argv[1:] if argv is None else argv)))
+    command(lambda: _outcome(result, error))
+
+
+def _outcome(result: Any, error: Optional[BaseException]) -> Any:
+    if error is not None:
+        raise error
+    return result

@@ -41,16 +41,17 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-import torch
 import yaml
 
 from repaint_pl import paths
 from repaint_pl.files import atomic_write, read_csv, read_json, write_csv, write_json
 
 from . import cli
-from .measure import pairwise_fill_distance
+
+if TYPE_CHECKING:  # torch, the metrics and Lightning load when a sweep runs, not for --help or a bad file
+    import torch
 
 MARKER = "sweep_point.json"
 KNOWN_KEYS = {"eval", "axes", "mode", "branch", "diversity", "plots", "tables", "title", "diversity_lpips"}
@@ -114,7 +115,7 @@ def _axis(path: str, name: str, spec: Any) -> Axis:
         if isinstance(v, dict):
             if "label" not in v or not isinstance(v.get("args", []), list):
                 raise SweepConfigError(f"{path}: axes.{name}: a value given as a mapping needs label and args (a list)")
-            out.append((str(v["label"]), [str(a) for a in v.get("args", [])]))
+            out.append((str(v["label"]), _resolve_configs([str(a) for a in v.get("args", [])], paths.ROOT)))
         else:
             out.append((_label(v), [f"{_flag(key)}={_label(v)}"]))
     return Axis(name, out)
@@ -526,6 +527,8 @@ def write_tables(s: Sweep, out: str, todo: list[Point]) -> list[str]:
 
 def pairwise_lpips(samples: torch.Tensor, metric: Any) -> float:
     """Mean over pairs of samples of the LPIPS distance of the whole pictures (the diversity score)."""
+    import torch
+
     pairs = list(itertools.combinations(range(len(samples)), 2))
     a = torch.stack([samples[i] for i, _ in pairs])
     b = torch.stack([samples[j] for _, j in pairs])
@@ -534,7 +537,11 @@ def pairwise_lpips(samples: torch.Tensor, metric: Any) -> float:
 
 def diversity(s: Sweep, out: str, todo: list[Point]) -> tuple[list[dict[str, Any]], list[str]]:
     """Per group of points that differ only in the diversity axis, and per input: pairwise distances."""
+    import torch
+
     from repaint_pl.scoring import LpipsMetric, missing_backbone, read_png, result_names
+
+    from .measure import pairwise_fill_distance
 
     problem = missing_backbone(s.diversity_lpips)
     notes = [f"diversity LPIPS-{s.diversity_lpips} skipped: {problem}"] if problem else []
@@ -718,5 +725,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     return result
 
 
-if __name__ == "__main__":
+def command() -> None:
+    """``repaint-sweep`` (and ``python -m repaint_pl.apps.sweep``): ``main`` on the command line."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    command()

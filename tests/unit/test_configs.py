@@ -9,6 +9,7 @@ import yaml
 from repaint_pl.cli import RePaintCLI, prepare_eval_argv
 from repaint_pl.module import RePaintModule
 from repaint_pl.nets import ClassifierConfig, UNetConfig
+from repaint_pl.paths import weights_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True))
@@ -68,4 +69,19 @@ def test_command_line_ckpt_wins_over_a_config_file(tmp_path):
     torch.save({}, ckpt)
     assert parse(prepare_eval_argv(["--ckpt", ckpt, "--config", demo]))["ckpt"] == ckpt
     assert parse(prepare_eval_argv(["--config", demo, "--ckpt", ckpt]))["ckpt"] == ckpt
-    assert parse(prepare_eval_argv(["--config", demo]))["ckpt"] == "weights/texture32_ema.pt"
+    # a config file's relative ckpt is relative to that file's folder, wherever eval.py runs
+    assert parse(prepare_eval_argv(["--config", demo]))["ckpt"] == weights_path("texture32_ema.pt")
+
+
+def test_relative_weights_follow_the_config_file_and_the_command_line_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "c.yaml").write_text("ckpt: w/net.pt\nclassifier_ckpt: ../cls.pt\n")
+    monkeypatch.chdir(tmp_path / "cfg")
+    from_file = parse(DUMMY_DATA + ["--config", "c.yaml"])
+    assert from_file["ckpt"] == str(tmp_path / "cfg" / "w" / "net.pt")
+    assert from_file["classifier_ckpt"] == str(tmp_path / "cls.pt")
+    monkeypatch.chdir(tmp_path)
+    assert parse(DUMMY_DATA + ["--config", "cfg/c.yaml"])["ckpt"] == str(tmp_path / "cfg" / "w" / "net.pt")
+    given = parse(DUMMY_DATA + ["--config", "cfg/c.yaml", "--ckpt", "mine.pt", "--classifier_ckpt", "~/c.pt"])
+    assert given["ckpt"] == str(tmp_path / "mine.pt")
+    assert given["classifier_ckpt"] == os.path.join(os.path.expanduser("~"), "c.pt")

@@ -57,7 +57,13 @@ def main(argv: Optional[list[str]] = None) -> None:
     )
 
 
-if __name__ == "__main__":
-    from repaint_pl.cli import command
+def command() -> None:
+    """``repaint-studio`` (and ``python -m repaint_pl.apps.studio``): ``main`` on the command line, one-line
+    errors; ``--help`` answers before torch, Lightning or Gradio load."""
+    from ..cli import run
 
-    command(main)
+    run(main)
+
+
+if __name__ == "__main__":
+    command()
