@@ -135,12 +135,45 @@ def text_unet_kind(unet: dict[str, Any], pipeline: str = "") -> str:
     return "stable_diffusion" + ("_xl" if xl else "") + ("_inpaint" if inpaint else "")
 
 
+FLOW_MODELS = {  # kind -> (pipeline class prefix, transformer class, denoiser in repaint_pl.flow_models)
+    "sd3": ("StableDiffusion3", "SD3Transformer2DModel", "SD3Denoiser"),
+    "flux": ("Flux", "FluxTransformer2DModel", "FluxDenoiser"),
+}
+
+
+def flow_kind(path: str, config: Optional[str] = None) -> Optional[str]:
+    """``sd3`` or ``flux`` for a flow-matching pipeline (its model_index.json ``_class_name``, else its
+    transformer/config.json ``_class_name``; a single file: those of ``config``), else None."""
+    if path.endswith(SINGLE_FILE):
+        return flow_kind(config) if config else None
+    check_source(path)
+    if not is_local(path):  # a hub id, online
+        from diffusers import DiffusionPipeline
+
+        try:
+            index = DiffusionPipeline.load_config(path)
+        except Exception as e:
+            raise _hub_error(path, e) from None
+        pipeline, transformer = index.get("_class_name", ""), ""
+    else:
+        root = os.path.expanduser(path)
+        index_file, config_file = (os.path.join(root, *p) for p in (["model_index.json"], ["transformer", "config.json"]))
+        pipeline = read_json(index_file).get("_class_name", "") if os.path.isfile(index_file) else ""
+        transformer = read_json(config_file).get("_class_name", "") if os.path.isfile(config_file) else ""
+    for kind, (prefix, transformer_class, _) in FLOW_MODELS.items():
+        if pipeline.startswith(prefix) or transformer == transformer_class:
+            return kind
+    return None
+
+
 def kind_of(path: str) -> str:
     """``pixel`` (a UNet2DModel), or a text-conditioned UNet with a VAE: ``stable_diffusion`` (1.x/2.x),
     ``stable_diffusion_xl``, each also ``…_inpaint`` (a 9-channel inpainting UNet); see ``text_unet_kind``."""
     if path.endswith(SINGLE_FILE):
         return "stable_diffusion"
-    check_source(path)
+    flow = flow_kind(path)  # SD3, FLUX
+    if flow is not None:
+        return flow
     if not is_local(path):  # a hub id, online: its model_index.json says
         from diffusers import DiffusionPipeline
 
@@ -308,7 +341,14 @@ def load_vae(path: str, dtype: torch.dtype, config: Optional[str] = None) -> Any
 
 def pretrained_config(path: str, config: Optional[str] = None) -> dict[str, Any]:
     """The ``model`` config (denoiser and space) that ``--pretrained PATH`` stands for."""
-    kind = kind_of(path)
+    kind = flow_kind(path, config) or kind_of(path)
+    if kind in FLOW_MODELS:  # the transformer from a single file, the rest (VAE included) from config
+        vae_from = config if path.endswith(SINGLE_FILE) and config else path
+        denoiser = {"pretrained": path, **({"config": config} if config else {})}
+        return {
+            "denoiser": {"class_path": f"repaint_pl.flow_models.{FLOW_MODELS[kind][2]}", "init_args": denoiser},
+            "space": {"class_path": "repaint_pl.spaces.LatentSpace", "init_args": {"pretrained": vae_from}},
+        }
     if kind == "pixel":
         return {"denoiser": {"class_path": "repaint_pl.denoisers.DiffusersDenoiser", "init_args": {"pretrained": path}}}
     extra = {"config": config} if config else {}

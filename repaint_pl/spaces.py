@@ -4,7 +4,8 @@ A space encodes the known image into the sampler's ``x0``, brings the keep mask 
 resolution, decodes the final sample, and pastes the known pixels back at full resolution.
 
 Latent RePaint (Stable Diffusion): the known image is encoded with the VAE's posterior *mean*
-(scaled by the VAE's ``scaling_factor``); a latent cell counts as known only if every pixel it
+(shifted by the VAE's ``shift_factor``, if any, and scaled by its ``scaling_factor``: SD3 and FLUX
+have both); a latent cell counts as known only if every pixel it
 covers is known (min-pooling of the keep mask over the VAE's downsampling factor, optionally
 widening the hole by ``dilate`` cells), so no unknown pixel leaks into the injected latents.  The
 decoded picture is then pasted under the full-resolution mask: the VAE does not reproduce the
@@ -128,6 +129,7 @@ class LatentSpace(nn.Module, Space):
         cfg = self.vae.config
         self.factor = 2 ** (len(cfg.block_out_channels) - 1)
         self.scaling_factor = float(cfg.scaling_factor)
+        self.shift_factor = float(getattr(cfg, "shift_factor", None) or 0.0)  # SD3, FLUX: latents are shifted too
         self.dilate, self.feather, self.dtype_name, self.source = dilate, feather, dtype, source
 
     def _check_size(self, image: Tensor) -> None:
@@ -140,20 +142,22 @@ class LatentSpace(nn.Module, Space):
 
     @torch.no_grad()
     def encode(self, image: Tensor) -> Tensor:
-        """``[B, 3, H, W]`` in [-1, 1] -> scaled latent mean ``[B, 4, H/f, W/f]``."""
+        """``[B, 3, H, W]`` in [-1, 1] -> (mean − shift)·scaling of the latents ``[B, C, H/f, W/f]`` (C: 4, or 16
+        for SD3 and FLUX)."""
         self._check_size(image)
         if image.shape[1] == 1:
             image = image.expand(-1, 3, -1, -1)
         latent = self.vae.encode(image.to(torch_dtype(self.dtype_name))).latent_dist.mean
-        return latent.float() * self.scaling_factor
+        return (latent.float() - self.shift_factor) * self.scaling_factor
 
     def mask(self, keep_mask: Tensor) -> Tensor:
         return latent_keep_mask(keep_mask, self.factor, self.dilate)
 
     @torch.no_grad()
     def decode(self, z: Tensor) -> Tensor:
-        """Scaled latents -> pictures (nominally in [-1, 1]; the writer clips)."""
-        out = self.vae.decode((z / self.scaling_factor).to(torch_dtype(self.dtype_name))).sample
+        """Scaled latents -> pictures (nominally in [-1, 1]; the writer clips): the VAE decodes z/scaling + shift."""
+        latent = z / self.scaling_factor + self.shift_factor
+        out = self.vae.decode(latent.to(torch_dtype(self.dtype_name))).sample
         return out.float()
 
     def paste(self, result: Tensor, image: Tensor, keep_mask: Tensor) -> Tensor:

@@ -213,3 +213,114 @@ def tiny_sdxl_pipeline(inpainting: bool = False):
         add_watermarker=False,
     )
 
+
+def tiny_t5():
+    """(T5 encoder of width 32, fast T5 tokenizer over a small Unigram vocabulary, 16 tokens long).
+
+    No sentencepiece file is needed: the tokenizer is built from its pieces (the three specials, the word
+    start ``▁``, and every ASCII letter and digit, alone and at a word start), with a ``</s>`` appended.
+    """
+    import string
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import T5Config, T5EncoderModel, T5TokenizerFast
+
+    symbols = string.ascii_letters + string.digits
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    pieces += [(c, -3.0) for c in symbols] + [("▁" + c, -2.5) for c in symbols]
+    core = Tokenizer(models.Unigram(pieces, unk_id=2))
+    core.pre_tokenizer = pre_tokenizers.Metaspace()
+    core.decoder = decoders.Metaspace()
+    core.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    tokenizer = T5TokenizerFast(
+        tokenizer_object=core, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=16
+    )
+    config = T5Config(vocab_size=len(pieces), d_model=32, d_ff=37, d_kv=8, num_layers=2, num_heads=4)
+    return randomize(T5EncoderModel(config), 11, 0.2), tokenizer
+
+
+def tiny_flow_vae(scaling_factor: float, shift_factor: float):
+    """An AutoencoderKL as SD3's and FLUX's: 16 latent channels, no quant convolutions, a scaling and a
+    shift factor; four blocks (factor 8: 64² pictures → 8² latents)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=(8, 8, 8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=16,
+        norm_num_groups=4,
+        layers_per_block=1,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+        scaling_factor=scaling_factor,
+        shift_factor=shift_factor,
+    )
+
+
+def tiny_sd3_pipeline():
+    """An SD3 pipeline, 64² pictures → 8² latents → 4² patches of 2²: two CLIP encoders of width 16 (hidden
+    states side by side = 32 = the T5 width; pooled 2·16 = 32), the tiny T5, SD3's flow scheduler (shift 3)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+
+    torch.manual_seed(0)
+    transformer = SD3Transformer2DModel(
+        sample_size=8,
+        patch_size=2,
+        in_channels=16,
+        out_channels=16,
+        num_layers=2,
+        attention_head_dim=8,
+        num_attention_heads=4,
+        joint_attention_dim=32,
+        caption_projection_dim=32,
+        pooled_projection_dim=32,
+        pos_embed_max_size=16,
+    )
+    t5, t5_tokenizer = tiny_t5()
+    return StableDiffusion3Pipeline(
+        transformer=randomize(transformer, 12, 0.1),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=tiny_flow_vae(1.5305, 0.0609),
+        text_encoder=tiny_clip(13, projection=True, hidden_size=16),
+        tokenizer=tiny_clip_tokenizer(),
+        text_encoder_2=tiny_clip(14, projection=True, hidden_size=16),
+        tokenizer_2=tiny_clip_tokenizer(),
+        text_encoder_3=t5,
+        tokenizer_3=t5_tokenizer,
+    )
+
+
+def tiny_flux_pipeline(guidance_embeds: bool = True):
+    """A FLUX pipeline, 64² pictures → 8² latents → 4² packed tokens of 2×2×16 = 64 channels: a CLIP encoder of
+    width 32 (pooled), the tiny T5, guidance embedding (FLUX.1-dev's distilled guidance), FLUX's scheduler
+    config (dynamic shifting)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=64,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=8,
+        num_attention_heads=2,
+        joint_attention_dim=32,
+        pooled_projection_dim=32,
+        guidance_embeds=guidance_embeds,
+        axes_dims_rope=[2, 2, 4],
+    )
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256,
+        max_image_seq_len=4096,
+    )  # fmt: skip
+    t5, t5_tokenizer = tiny_t5()
+    return FluxPipeline(
+        transformer=randomize(transformer, 15, 0.1),
+        scheduler=scheduler,
+        vae=tiny_flow_vae(0.3611, 0.1159),
+        text_encoder=tiny_clip(16),
+        tokenizer=tiny_clip_tokenizer(),
+        text_encoder_2=t5,
+        tokenizer_2=t5_tokenizer,
+    )

@@ -1,0 +1,125 @@
+"""SD3 and FLUX denoisers on tiny random pipelines saved with ``save_pretrained`` (built offline).
+
+The independent computation is diffusers' own pipeline: the deterministic walk (DDIM at η = 0 over the flow's
+levels, i.e. the Euler sampler) from the same x_T must give the latents that ``StableDiffusion3Pipeline`` /
+``FluxPipeline`` return with ``output_type="latent"`` (prompts, CFG, distilled guidance, packing, σ grid).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from repaint_pl.apps.tiny import tiny_flux_pipeline, tiny_sd3_pipeline
+from repaint_pl.denoisers import Conditioning
+from repaint_pl.flow_models import FluxDenoiser, SD3Denoiser, pack, patch_ids, unpack
+from repaint_pl.noise import PerSampleNoise
+from repaint_pl.pretrained import kind_of, pretrained_config
+from repaint_pl.sampling import DDIMRePaintSampler
+from repaint_pl.spaces import LatentSpace
+
+diffusers = pytest.importorskip("diffusers")
+
+
+@pytest.fixture(scope="session")
+def tiny_sd3(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp("sd3") / "tiny_sd3")
+    tiny_sd3_pipeline().save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_flux(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp("flux") / "tiny_flux")
+    tiny_flux_pipeline().save_pretrained(path)
+    return path
+
+
+def euler_walk(denoiser, x_T: torch.Tensor, prompts=None, negative=None) -> torch.Tensor:
+    """Our deterministic walk over all levels from x_T, nothing known."""
+    fn, _ = denoiser.bind(Conditioning(len(x_T), x_T.device, None, prompts, negative), None)
+    n = denoiser.diffusion.num_timesteps
+    keep = torch.zeros(len(x_T), 1, *x_T.shape[-2:])
+    noise = PerSampleNoise(0, list(range(len(x_T))))
+    times = list(range(n - 1, -2, -1))
+    return DDIMRePaintSampler(0.0)(fn, x_T, keep, times, denoiser.diffusion, noise, clip_x0=False, x_start=x_T)
+
+
+def start_latents(batch: int = 2) -> torch.Tensor:
+    return torch.randn(batch, 16, 8, 8, generator=torch.Generator().manual_seed(0))
+
+
+def test_sd3_walk_equals_the_diffusers_pipeline_with_cfg_and_per_image_prompts(tiny_sd3):
+    denoiser = SD3Denoiser(tiny_sd3, prompt="unused", guidance_scale=4.0, steps=5)
+    pipe = diffusers.StableDiffusion3Pipeline.from_pretrained(tiny_sd3)
+    prompts, negative = ["a cat", "a red door"], ["blurry", "dark"]
+    x_T = start_latents()
+    theirs = pipe(
+        prompts, negative_prompt=negative, height=64, width=64, num_inference_steps=5, guidance_scale=4.0,
+        latents=x_T, output_type="latent", max_sequence_length=16,
+    ).images  # fmt: skip
+    assert torch.allclose(euler_walk(denoiser, x_T, prompts, negative), theirs, atol=1e-4)
+
+
+def test_flux_walk_equals_the_diffusers_pipeline_with_distilled_guidance_and_packing(tiny_flux):
+    denoiser = FluxDenoiser(tiny_flux, prompt="a cat", guidance_scale=2.5, steps=6, image_size=64)
+    pipe = diffusers.FluxPipeline.from_pretrained(tiny_flux)
+    x_T = start_latents()
+    theirs = pipe(
+        ["a cat"] * 2, height=64, width=64, num_inference_steps=6, guidance_scale=2.5, latents=pack(x_T),
+        output_type="latent", max_sequence_length=16,
+    ).images  # fmt: skip
+    assert torch.allclose(euler_walk(denoiser, x_T), unpack(theirs, 8, 8), atol=1e-4)
+
+
+def test_respace_rederives_the_grid_as_a_fresh_denoiser(tiny_flux):
+    denoiser = FluxDenoiser(tiny_flux, steps=6, image_size=64)
+    denoiser.respace(9)
+    fresh = FluxDenoiser(tiny_flux, steps=9, image_size=64)
+    assert denoiser.diffusion.num_timesteps == 9 and torch.equal(denoiser.diffusion.sigma, fresh.diffusion.sigma)
+    bigger = FluxDenoiser(tiny_flux, steps=9, image_size=256)  # more tokens: a larger μ shifts σ up
+    assert (bigger.diffusion.sigma[:-1] > fresh.diffusion.sigma[:-1]).all()
+
+
+def test_packing_is_diffusers_packing_and_inverts():
+    x = torch.randn(2, 16, 6, 4)
+    packed = pack(x)
+    assert torch.equal(packed, diffusers.FluxPipeline._pack_latents(x, 2, 16, 6, 4))
+    assert torch.equal(unpack(packed, 6, 4), x)
+    theirs = diffusers.FluxPipeline._prepare_latent_image_ids(1, 3, 2, "cpu", x.dtype)
+    assert torch.equal(patch_ids(6, 4, x.device, x.dtype), theirs)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        pack(torch.zeros(1, 16, 5, 4))
+
+
+def test_latent_space_shifts_then_scales_as_the_pipelines(tiny_sd3):
+    space = LatentSpace(tiny_sd3)
+    vae = space.vae
+    picture = torch.rand(1, 3, 64, 64) * 2 - 1
+    mean = vae.encode(picture).latent_dist.mean
+    z = space.encode(picture)
+    cfg = vae.config
+    assert cfg.shift_factor and torch.allclose(z, (mean - cfg.shift_factor) * cfg.scaling_factor)
+    assert torch.allclose(space.decode(z), vae.decode(z / cfg.scaling_factor + cfg.shift_factor).sample)
+
+
+def test_pretrained_folders_are_recognised_from_their_files(tiny_sd3, tiny_flux, tmp_path):
+    assert kind_of(tiny_sd3) == "sd3" and kind_of(tiny_flux) == "flux"
+    model = pretrained_config(tiny_flux)
+    assert model["denoiser"]["class_path"] == "repaint_pl.flow_models.FluxDenoiser"
+    assert model["space"] == {"class_path": "repaint_pl.spaces.LatentSpace", "init_args": {"pretrained": tiny_flux}}
+    single = pretrained_config(str(tmp_path / "sd3.safetensors"), tiny_sd3)  # the transformer file + a config folder
+    assert single["denoiser"]["class_path"].endswith("SD3Denoiser")
+    assert single["space"]["init_args"]["pretrained"] == tiny_sd3
+
+
+def test_a_single_transformer_file_takes_the_rest_from_the_config_folder(tiny_sd3, tmp_path):
+    from safetensors.torch import save_file
+
+    weights = {k: torch.randn_like(v) for k, v in SD3Denoiser(tiny_sd3, steps=3).transformer.state_dict().items()}
+    save_file(weights, str(tmp_path / "sd3.safetensors"))
+    denoiser = SD3Denoiser(str(tmp_path / "sd3.safetensors"), config=tiny_sd3, steps=3)
+    loaded = denoiser.transformer.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in weights.items())
+    with pytest.raises(ValueError, match="--config_dir"):
+        SD3Denoiser(str(tmp_path / "sd3.safetensors"), steps=3)
