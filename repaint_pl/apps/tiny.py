@@ -1,5 +1,5 @@
 """Tiny random diffusers components, built offline: Stable Diffusion, SD inpainting, SDXL (and SDXL
-inpainting) pipelines and a pixel DDPM.
+inpainting), SD3 and FLUX pipelines and a pixel DDPM.
 
 For the tests and the benchmarks (nothing is downloaded): CLIP's tokenizer gets a byte-level
 vocabulary directly, the networks get random weights (the zero-initialised output layers too).
