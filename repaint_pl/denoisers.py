@@ -306,11 +306,6 @@ class TextEmbeddings:
     hidden: Tensor
     pooled: Optional[Tensor] = None
 
-    @staticmethod
-    def cat(first: "TextEmbeddings", second: "TextEmbeddings") -> "TextEmbeddings":
-        pooled = None if first.pooled is None else torch.cat([first.pooled, second.pooled])
-        return TextEmbeddings(torch.cat([first.hidden, second.hidden]), pooled)
-
 
 def map_tensors(fn: Callable[..., Tensor], *trees: Any) -> Any:
     """``fn`` over the tensors of equally nested dicts (other values are taken from the first)."""
