@@ -13,8 +13,6 @@ from typing import Any, Callable, Union
 import torch
 from torch import Tensor
 
-from repaint_pl.scoring import masked_mean
-
 
 def timed(fn: Callable[[], Any], device: Union[str, torch.device]) -> float:
     """Seconds that ``fn()`` takes on ``device`` (CUDA: synchronised before and after, so queued work counts)."""
@@ -44,4 +42,6 @@ def pairwise_fill_distance(samples: Tensor, keep: Tensor) -> float:
     pairs = list(itertools.combinations(range(len(samples)), 2))
     a, b = samples[[i for i, _ in pairs]], samples[[j for _, j in pairs]]
     fill = (keep < 0.5)[None].expand(len(pairs), 1, *keep.shape[-2:])
+    from repaint_pl.scoring import masked_mean  # (the metrics' imports load when a distance is measured)
+
     return float(masked_mean((a - b) ** 2, fill).sqrt().mean())

@@ -27,9 +27,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import Tensor
-from torchvision.utils import make_grid
 
-from repaint_pl.callbacks.writer import save_png
 from repaint_pl.denoisers import adm_model_fn
 from repaint_pl.diffusion import DiffusionConfig
 from repaint_pl.files import atomic_write, write_csv
@@ -38,7 +36,6 @@ from repaint_pl.noise import PerSampleNoise
 from repaint_pl.paths import weights_path
 from repaint_pl.sampling import CoarseTravelSampler, RePaintSampler, Sampler
 from repaint_pl.schedules import JumpSchedule
-from repaint_pl.scoring import Scorer, masked_mean, psnr
 
 from .. import cli
 from ..measure import pairwise_fill_distance, seam_band
@@ -71,6 +68,8 @@ def held_out_crops(crops_per_texture: int, size: int) -> list[tuple[str, Tensor]
 def fill_metrics(gt: Tensor, result: Tensor, keep: Tensor, seam: int) -> list[dict[str, float]]:
     """Per image: PSNR and SSIM of the filled region (eval.py's ``psnr_fill``, ``ssim_fill``) and PSNR of its
     seam band (the unknown pixels within ``seam`` px of a known one); images in [0, 1]."""
+    from repaint_pl.scoring import Scorer, masked_mean, psnr  # (Lightning and the metrics: not for --help)
+
     rows = Scorer(lpips=(), device=gt.device).score(gt, result, keep)
     seam_psnr = psnr(masked_mean((gt - result) ** 2, seam_band(keep, seam)))
     return [
@@ -206,6 +205,10 @@ def count_wins(rows: list[dict], names: list[str]) -> dict[str, tuple[int, int]]
 def write_outputs(
     out: str, rows: list[dict], text: str, x0: Tensor, keep: Tensor, fills: dict[str, Tensor], seeds: int
 ) -> None:
+    from torchvision.utils import make_grid
+
+    from repaint_pl.callbacks.writer import save_png
+
     write_csv(rows, os.path.join(out, "texture.csv"))
     atomic_write(os.path.join(out, "texture.md"), text)
     first = slice(0, len(x0), seeds)
