@@ -123,3 +123,20 @@ def test_a_single_transformer_file_takes_the_rest_from_the_config_folder(tiny_sd
     assert all(torch.equal(loaded[k], v) for k, v in weights.items())
     with pytest.raises(ValueError, match="--config_dir"):
         SD3Denoiser(str(tmp_path / "sd3.safetensors"), steps=3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["sd3", "flux"])
+def test_latent_benchmark_runs_the_inpainting_pipelines_at_equal_network_calls(model, tiny_sd3, tiny_flux):
+    from repaint_pl.apps import bench_latent as bl
+    from repaint_pl.schedules import JumpSchedule
+
+    folder = {"sd3": tiny_sd3, "flux": tiny_flux}[model]
+    setup = bl.LatentBenchSetup(
+        pretrained=folder, model=model, batch_size=1, steps=4, jump_length=2, jump_n_sample=2, repeats=1
+    )
+    r = bl.run_benchmark(setup)
+    expected = JumpSchedule(jump_length=2, jump_n_sample=2).network_calls(4)
+    assert r["network_calls"]["repaint_pl_s"] == r["network_calls"]["diffusers_s"] == expected
+    assert 0 < r["outside_network_s"]["repaint_pl_s"] < r["repaint_pl_s"]
+    assert f"diffusers {bl.LABELS[model][2]}" in bl.report(r)
