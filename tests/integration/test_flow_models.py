@@ -61,15 +61,42 @@ def test_sd3_walk_equals_the_diffusers_pipeline_with_cfg_and_per_image_prompts(t
     assert torch.allclose(euler_walk(denoiser, x_T, prompts, negative), theirs, atol=1e-4)
 
 
-def test_flux_walk_equals_the_diffusers_pipeline_with_distilled_guidance_and_packing(tiny_flux):
-    denoiser = FluxDenoiser(tiny_flux, prompt="a cat", guidance_scale=2.5, steps=6, image_size=64)
+@pytest.mark.parametrize("true_cfg", [1.0, 3.0])
+def test_flux_walk_equals_the_diffusers_pipeline_with_distilled_guidance_and_packing(tiny_flux, true_cfg):
+    """Distilled guidance alone, and with true CFG against a negative prompt (two calls per step)."""
+    denoiser = FluxDenoiser(
+        tiny_flux, prompt="a cat", negative_prompt="blurry", guidance_scale=2.5, steps=6, image_size=64,
+        true_cfg_scale=true_cfg,
+    )  # fmt: skip
     pipe = diffusers.FluxPipeline.from_pretrained(tiny_flux)
     x_T = start_latents()
     theirs = pipe(
-        ["a cat"] * 2, height=64, width=64, num_inference_steps=6, guidance_scale=2.5, latents=pack(x_T),
-        output_type="latent", max_sequence_length=16,
+        ["a cat"] * 2, negative_prompt=["blurry"] * 2, true_cfg_scale=true_cfg, height=64, width=64,
+        num_inference_steps=6, guidance_scale=2.5, latents=pack(x_T), output_type="latent", max_sequence_length=16,
     ).images  # fmt: skip
     assert torch.allclose(euler_walk(denoiser, x_T), unpack(theirs, 8, 8), atol=1e-4)
+
+
+def test_half_precision_velocity_is_float32_and_near_the_full_one(tiny_flux):
+    x_t, t = start_latents(1), torch.tensor([3])
+    velocities = []
+    for dtype in ("float32", "bfloat16"):
+        denoiser = FluxDenoiser(tiny_flux, prompt="a cat", steps=6, image_size=64, dtype=dtype)
+        assert denoiser.transformer.dtype == getattr(torch, dtype)
+        fn, _ = denoiser.bind(Conditioning(1, x_t.device), None)
+        velocities.append(fn(x_t, t))
+    full, half = velocities
+    # bf16 keeps about 3 significant digits, which random weights amplify; a wrong reading would be off by ~100%
+    assert half.dtype == torch.float32 and (half - full).norm() < 0.15 * full.norm()
+
+
+def test_a_size_the_grid_was_not_shifted_for_is_named_once(tiny_flux, caplog):
+    denoiser = FluxDenoiser(tiny_flux, steps=4)  # shifted for the default 1024² pictures
+    fn, _ = denoiser.bind(Conditioning(1, torch.device("cpu")), None)
+    with caplog.at_level("WARNING"):
+        for _ in range(2):
+            fn(start_latents(1), torch.tensor([1]))
+    assert [r.getMessage().count("image_size 64") for r in caplog.records] == [1]
 
 
 def test_respace_rederives_the_grid_as_a_fresh_denoiser(tiny_flux):
