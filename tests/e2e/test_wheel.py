@@ -1,9 +1,10 @@
 """The package as a user installs it: a wheel, installed into a fresh virtualenv, runs the shipped demo from
-another folder with the configs and the texture model it carries (nothing read from the checkout).
+another folder with the configs and the texture model it carries (nothing read from the checkout), without
+the packages of its extras (studio, fid, test).
 
-The fresh virtualenv sees this one's site-packages through a ``.pth`` line (torch and the rest are not
-installed again); only the wheel is installed into it (``--no-deps``).  A ``.pth`` path line does not run
-the ``.pth`` files of the folder it adds, so the checkout's editable install stays out of it.
+Torch and the rest are not installed again: the fresh virtualenv sees a folder of links to this one's
+installed packages, less the extras' and the checkout's editable install, through a ``.pth`` line; only the
+wheel is installed into it (``--no-deps``).
 """
 
 import glob
@@ -21,6 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SOURCES = ["setup.cfg", "pyproject.toml", "README.md", "LICENSE", "repaint_pl", "datamodules", "callbacks",
            "configs", "weights"]  # fmt: skip
 SCRIPTS = ["repaint-eval", "repaint-train", "repaint-sweep", "repaint-studio"]
+EXTRAS = ["gradio", "torch_fidelity", "playwright", "pytest"]  # the studio, fid and test extras' packages
+LEFT_OUT = (*EXTRAS, "_pytest", "xdist", "repaint_pl", "__editable__")  # (+ the checkout's editable install)
 # the demo cut to one texture crop, one mask type and a few steps (seconds on a CPU)
 QUICK = ["--data.init_args.textures", "[brick]", "--data.init_args.mask_types", "[thick]",
          "--model.diffusion.timestep_respacing", "5", "--model.schedule.jump_length", "2",
@@ -50,10 +53,21 @@ def fresh_venv(tmp: str, wheel: str) -> tuple[str, str]:
     python = os.path.join(venv, "bin", "python")
     site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                           check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
-    with open(os.path.join(site, "_shared_deps.pth"), "w") as f:
-        f.write(sysconfig.get_path("purelib") + "\n")  # this virtualenv's packages, after the fresh one's own
+    with open(os.path.join(site, "_shared_deps.pth"), "w") as f:  # after the fresh virtualenv's own packages
+        f.write(shared_packages(os.path.join(tmp, "shared")) + "\n")
     subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", wheel], check=True)
     return os.path.join(venv, "bin"), site
+
+
+def shared_packages(folder: str) -> str:
+    """``folder`` with a link to each of this virtualenv's installed packages but the extras' (and this checkout's
+    editable install): the library's dependencies as a user has them after ``pip install .``."""
+    site = sysconfig.get_path("purelib")
+    os.makedirs(folder)
+    for entry in os.listdir(site):
+        if not entry.lower().replace("-", "_").startswith(LEFT_OUT) and not entry.endswith(".pth"):
+            os.symlink(os.path.join(site, entry), os.path.join(folder, entry))
+    return folder
 
 
 def run_in(cwd: str, command: list[str]) -> str:
@@ -69,14 +83,17 @@ def test_the_wheel_runs_the_demo_from_another_folder(tmp_path):
     wheel = build_wheel(tmp)
     bin_dir, site = fresh_venv(tmp, wheel)
     package = os.path.join(site, "repaint_pl")
+    python = os.path.join(bin_dir, "python")
+    blocked = "import importlib.util as u; print([m for m in %r if u.find_spec(m)])" % EXTRAS
+    assert run_in(tmp, [python, "-c", blocked]).strip() == "[]"  # the library alone: no extra can be imported
     os.makedirs(os.path.join(tmp, "elsewhere"))
     elsewhere = os.path.join(tmp, "elsewhere")
     # the package, its mapped folders and its shipped files all come from the fresh virtualenv
-    where = run_in(elsewhere, [os.path.join(bin_dir, "python"), "-c", "import repaint_pl.datamodules as d, "
+    where = run_in(elsewhere, [python, "-c", "import repaint_pl.datamodules as d, "
                                "repaint_pl.callbacks as c, repaint_pl.paths as p; print(d.__file__, c.__file__, "
                                "p.__file__, p.config_path('demo', 'texture.yaml'), p.weights_path('x'))"]).split()
     assert all(path.startswith(package + os.sep) for path in where), where
-    demo = run_in(elsewhere, [os.path.join(bin_dir, "python"), "-m", "repaint_pl.paths", "configs/demo/texture.yaml"])
+    demo = run_in(elsewhere, [python, "-m", "repaint_pl.paths", "configs/demo/texture.yaml"])
     assert demo.strip() == os.path.join(package, "configs", "demo", "texture.yaml")
     assert all(os.path.isfile(os.path.join(bin_dir, s)) for s in SCRIPTS)
     # the demo config names its weights relative to itself: the installed copy is found from any folder
