@@ -117,8 +117,12 @@ def mask_inverted(mask_convention: str, invert_masks: bool = False) -> bool:
 
 
 def model_channels(trainer: Optional[L.Trainer]) -> Optional[int]:
-    """Channels of the images the trainer's model takes (the VAE's for a latent model, else its UNet's), or None."""
-    module = getattr(trainer, "lightning_module", None) if trainer is not None else None
+    """Channels of the images the trainer's model takes (``module_channels``), or None."""
+    return module_channels(getattr(trainer, "lightning_module", None) if trainer is not None else None)
+
+
+def module_channels(module: Any) -> Optional[int]:
+    """Channels of the images a RePaintModule takes (the VAE's for a latent model, else its UNet's), or None."""
     vae = getattr(getattr(module, "space", None), "vae", None)
     if vae is not None:
         return int(vae.config.in_channels)

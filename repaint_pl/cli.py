@@ -348,15 +348,18 @@ def load_model(args: Optional[list[str]] = None, default_data: str = "configs/de
     """A ready model from eval.py's model flags (``--ckpt``, ``--pretrained``, ``--config`` …), in eval mode.
 
     Without any model flag: the shipped texture model (``default_data``'s config).  Returns the
-    instantiated CLI: ``.model`` (weights loaded), ``.datamodule`` (examples), ``.config``.
+    instantiated CLI: ``.model`` (weights loaded), ``.datamodule`` (examples), ``.config``, and
+    ``.data_is_fallback`` (no data was given: the texture crops stand in).
     """
     argv = list(args or [])
     if not any(_option(argv, k) for k in ("--ckpt", "--pretrained", "--config", "--repaint_conf")):
         argv = ["--config", os.path.join(os.path.dirname(REPO_CONFIGS), default_data)] + argv
-    if not _option(argv, "--data") and not _option(argv, "--images") and _option(argv, "--config") is None:
+    fallback = not _option(argv, "--data") and not _option(argv, "--images") and _option(argv, "--config") is None
+    if fallback:
         argv += ["--data=repaint_pl.datamodules.TextureDataModule"]
     cli = eval_cli(prepare_eval_argv(argv))
     cli.model.eval()
+    cli.data_is_fallback = fallback  # the texture crops stand in for missing data: their size is not the model's
     return cli
 
 

@@ -137,6 +137,17 @@ def model_picture_size(model: Any) -> Optional[int]:
     return int(sample) * int(getattr(model.space, "factor", 1)) if sample else None
 
 
+def picture_format(cli: Any) -> tuple[Optional[int], int]:
+    """(picture side, channels) of a model loaded by ``repaint_pl.cli.load_model``: the data config's size when
+    one was given (the texture model fills 64² crops with a net trained on 32²), else the model's own."""
+    from repaint_pl.datamodules.folders import module_channels
+
+    model, dm = cli.model, cli.datamodule
+    given = None if getattr(cli, "data_is_fallback", False) else dm
+    size = getattr(given, "eval_size", None) or getattr(given, "image_size", None) or model_picture_size(model)
+    return (int(size) if size else None), module_channels(model) or 3
+
+
 class RePaintPipeline:
     """RePaint (or another sampler of the project) on pictures given in Python; see the module docstring.
 
@@ -166,16 +177,13 @@ class RePaintPipeline:
         ``cuda`` when available."""
         from .cli import load_model
 
-        model_args = _model_args(source, preset, config_dir)
-        cli = load_model(model_args + list(args))
-        model, dm = cli.model, cli.datamodule
-        size = image_size or (getattr(dm, "eval_size", None) if not model_args or source.endswith(".yaml") else None)
-        size = size or model_picture_size(model) or getattr(dm, "image_size", None)
+        cli = load_model(_model_args(source, preset, config_dir) + list(args))
+        size, channels = picture_format(cli)
+        size = image_size or size
         if not size:
             raise PipelineError(f"{source}: the model does not say its picture size; pass image_size=")
-        channels = getattr(model.net, "in_channels", None) or (1 if getattr(dm, "channels", 3) == 1 else 3)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(model, int(size), int(channels), device)
+        return cls(cli.model, int(size), channels, device)
 
     # ------------------------------------------------------------------ inputs
 
@@ -520,4 +528,4 @@ class _Settings:
         return self.model.network_calls_per_image
 
 
-__all__ = ["BranchPoint", "PipelineError", "RePaintOutput", "RePaintPipeline", "model_picture_size"]
+__all__ = ["BranchPoint", "PipelineError", "RePaintOutput", "RePaintPipeline", "model_picture_size", "picture_format"]
