@@ -265,7 +265,8 @@ class FluxDenoiser(FlowDenoiser):
         guidance_scale: the distilled guidance fed to the guidance embedding (FLUX.1-dev: 3.5; unused by a
             transformer without one, e.g. FLUX.1-schnell).
         negative_prompt, true_cfg_scale: true classifier-free guidance when ``true_cfg_scale`` > 1 and a
-            negative prompt is given (two transformer calls per step, as diffusers' FluxPipeline).
+            negative prompt is given (one call on the doubled batch [negative; positive]; diffusers' FluxPipeline
+            makes two calls).
         steps: levels of the σ grid (FLUX's spacing: σ from 1 to 1/steps, then shifted by μ).
         dtype, config, image_size, max_sequence_length: as ``SD3Denoiser`` (T5 tokens: 512 by default).
     """
