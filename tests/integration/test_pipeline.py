@@ -148,3 +148,14 @@ def test_the_readme_snippet_runs_as_it_is(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), {})
     filled = np.asarray(Image.open(tmp_path / "brick_filled.png"))
     assert filled.shape == (512, 512)
+
+
+def test_an_adm_checkpoint_runs_at_its_own_size_not_the_fallback_crops(tiny_ckpt):
+    """Without data, load_model stands in the texture crops (64²); the tiny ADM net is 32² and the pipeline
+    (and the studio, through the same ``picture_format``) uses 32."""
+    pipe = RePaintPipeline.from_pretrained(tiny_ckpt, preset="tiny", device="cpu")
+    assert (pipe.image_size, pipe.channels) == (32, 3)
+    rgb = np.stack([picture(32, seed=s) for s in range(3)], -1)
+    out = pipe(rgb, hole_mask(32, (8, 20, 8, 24)), steps=5, jump_n_sample=1, output_type="np")
+    known = hole_mask(32, (8, 20, 8, 24)) == 255
+    assert out.images[0].shape == (32, 32, 3) and (out.images[0][known] == rgb[known]).all()
