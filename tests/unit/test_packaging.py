@@ -4,7 +4,10 @@ import ast
 import configparser
 import fnmatch
 import glob
+import importlib.util
 import os
+
+import pytest
 
 from repaint_pl import paths
 
@@ -83,3 +86,14 @@ def test_a_sweeps_configs_are_the_shipped_ones_from_any_folder(tmp_path, monkeyp
     args = sweep.eval_args + [a for axis in sweep.axes for _, value in axis.values for a in value]
     configs = [a.partition("=")[2] for a in args if a.startswith("--config=")]
     assert len(configs) == 6 and all(os.path.isfile(c) and c.startswith(paths.CONFIGS) for c in configs), configs
+
+
+def test_the_studio_without_its_extra_is_one_line_naming_it(monkeypatch):
+    """Gradio is the ``studio`` extra: without it the studio stops before loading anything, saying what to install."""
+    from repaint_pl.apps.studio import __main__ as studio
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else real(name, *a))
+    monkeypatch.setattr(studio, "own_cache_folder", lambda: pytest.fail("got past the check"))
+    with pytest.raises(studio.MissingExtraError, match=r"pip install 'repaint_pl\[studio\]'"):
+        studio.main(["--port", "7001"])

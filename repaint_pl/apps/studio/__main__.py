@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import importlib.util
 import os
 import shutil
 import sys
@@ -11,6 +12,16 @@ import tempfile
 from typing import Optional
 
 MAX_UPLOAD = "64mb"  # larger uploads are refused by the server with a message in the page
+
+
+class MissingExtraError(ValueError):
+    """A package of an optional extra is not installed (one line saying how to install it)."""
+
+
+def require_gradio() -> None:
+    """The page needs Gradio, the ``studio`` extra (the library installs without it)."""
+    if importlib.util.find_spec("gradio") is None:
+        raise MissingExtraError("the studio needs Gradio, which is not installed: pip install 'repaint_pl[studio]'")
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -38,6 +49,7 @@ def own_cache_folder() -> None:
 def main(argv: Optional[list[str]] = None) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     args, model_args = parse_args(sys.argv[1:] if argv is None else argv)
+    require_gradio()
     own_cache_folder()
     from PIL import Image
 
