@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -170,6 +170,20 @@ def hole_boxes(keep_mask_full: Any, pad: int, size: Size, factor: int = 1) -> li
     return [grow_box(p, h, keep.shape, size, int(factor)) for p, h in hole_regions(keep, int(pad))]
 
 
+def enclosing_box(keep_mask_full: Any, pad: int, size: Size, factor: int = 1) -> Optional[Box]:
+    """One crop box around every hole pixel (as ``hole_boxes`` would make for a single region), or None
+    without a hole: for callers that inpaint one crop per picture (the studio)."""
+    boxes = hole_boxes(keep_mask_full, pad, size, factor)
+    if len(boxes) <= 1:
+        return boxes[0] if boxes else None
+    keep = as_keep(keep_mask_full)
+    H, W = keep.shape
+    hole = [min(b.hole[0] for b in boxes), min(b.hole[1] for b in boxes)]
+    hole += [max(b.hole[2] for b in boxes), max(b.hole[3] for b in boxes)]
+    padded = [max(0, hole[0] - pad), max(0, hole[1] - pad), min(H, hole[2] + pad), min(W, hole[3] + pad)]
+    return grow_box(padded, hole, keep.shape, size, int(factor))
+
+
 def _float_image(picture: np.ndarray) -> Tensor:
     """uint8 ``[H, W, C]`` / ``[H, W]`` -> float32 ``[C, H, W]`` in [-1, 1]."""
     arr = torch.from_numpy(np.ascontiguousarray(picture)).float()
@@ -308,6 +322,7 @@ __all__ = [
     "CropError",
     "as_keep",
     "crop",
+    "enclosing_box",
     "hole_boxes",
     "hole_regions",
     "inpaint_crops",

@@ -87,3 +87,29 @@ def test_a_big_photo_is_inpainted_in_one_crop_per_hole_region(tmp_path):
         assert cli.eval_main([*args, "--metrics.enabled", "false"]).exit_status == 0
     assert again.calls == per_crop and again.pictures == 2 * per_crop
     assert np.array_equal(np.asarray(Image.open(os.path.join(out, "inpainted", "two.png")))[keep_two], two[keep_two])
+
+
+def test_two_processes_split_a_pictures_crops_and_write_the_one_process_pictures(tmp_path):
+    """DDP on two CPU processes: the crops of 'two' land on different processes; the stitched pictures (and
+    everything else written) are byte-equal to one process's."""
+    import subprocess
+    import sys
+
+    for folder in ("images", "masks"):
+        os.makedirs(tmp_path / folder)
+    write(tmp_path, "one", photo(300, 400, 2), [(100, 100, 150, 160)])
+    write(tmp_path, "two", photo(700, 900, 1), [(40, 40, 70, 80), (600, 780, 640, 860)])
+    common = ["--config", DEMO, "--images", str(tmp_path / "images"), "--mask", str(tmp_path / "masks"),
+              "--image_size", "64", "--crop_to_mask", "32", *QUICK]  # fmt: skip
+    ddp = ["--devices", "2", "--accelerator", "cpu", "--trainer.strategy", "ddp", "--out", str(tmp_path / "ddp")]
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "eval.py"), *common, *ddp], capture_output=True,
+                          text=True, cwd=str(tmp_path), timeout=300,
+                          env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert cli.eval_main([*common, "--out", str(tmp_path / "one")]).exit_status == 0
+    for kind in ("inpainted", "gt", "gt_masked", "gt_keep_mask"):
+        for name in ("one.png", "two.png"):
+            a, b = (open(tmp_path / run / kind / name, "rb").read() for run in ("ddp", "one"))
+            assert a == b, f"{kind}/{name}"
+    assert len(open(tmp_path / "ddp" / "metrics.csv").read().splitlines()) == 3  # one row per picture
+    assert not os.path.exists(tmp_path / "ddp" / "staging")

@@ -75,8 +75,8 @@ def test_bad_uploads_give_one_line_messages(tmp_path):
     text.write_text("not a picture")
     with pytest.raises(L.StudioInputError, match="picture: notes.png is not an image"):
         L.as_uint8(str(text), "picture")
-    with pytest.raises(L.StudioInputError, match="5000x8 is too large"):
-        L.as_uint8(np.zeros((8, 5000, 3), np.uint8), "picture")
+    with pytest.raises(L.StudioInputError, match="9000x8 is too large"):  # 8000² pixels: the decoder's limit
+        L.as_uint8(np.zeros((8, 9000, 3), np.uint8), "picture")
 
 
 def test_upload_handler_shows_the_message_in_the_page(tmp_path):

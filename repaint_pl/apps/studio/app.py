@@ -46,6 +46,7 @@ class Studio:
     ):
         self.model, self.model_config, self.size, self.channels = model, model_config, size, channels
         self.examples, self.ckpt, self.device = dict(examples), ckpt, torch.device(device)
+        self.factor = int(getattr(getattr(model, "space", None), "factor", 1) or 1)  # crops around the hole snap to it
         self.num_classes = getattr(model.denoiser, "num_classes", None)
         self.has_prompt = hasattr(model.denoiser, "prompt")
         self.default_steps = model.sampling.num_timesteps
@@ -73,6 +74,27 @@ class Studio:
                 raise L.StudioInputError("mask: upload a mask file (255 = known) or choose another mask source")
             return L.mask_from_upload(mask_file, picture.shape, self.size, invert)
         return L.mask_from_layers(editor, self.size, invert)
+
+    def inputs(self, editor, source, invert, kind, mask_seed, mask_file, crop: bool = False, pad: Any = 32):
+        """The model's picture (uint8 at its size), keep mask ``[1, S, S]`` and, for a picture larger than the
+        model's size with ``crop`` (and a painted or uploaded hole), the ``CropContext`` to stitch the fill back;
+        else the picture's centre square, resized (context None)."""
+        picture = self.picture(editor)
+        if crop and source != "generated" and max(picture.shape[:2]) > self.size:
+            hole = self.full_hole(editor, source, invert, mask_file, picture.shape)
+            if hole is not None:
+                return L.crop_around_hole(picture, hole, self.size, self.channels, int(pad or 0), self.factor)
+        keep = self.keep_mask(editor, source, invert, kind, mask_seed, mask_file)
+        return L.fit_picture(picture, self.size, self.channels), keep, None
+
+    def full_hole(self, editor, source: str, invert: bool, mask_file, shape) -> Optional[np.ndarray]:
+        """The hole at the picture's resolution (bool ``[H, W]``), or None (an uploaded mask of the model's size)."""
+        if source == "uploaded":
+            if mask_file is None:
+                raise L.StudioInputError("mask: upload a mask file (255 = known) or choose another mask source")
+            return L.upload_hole(mask_file, shape, invert)
+        painted = L.painted_alpha(editor)
+        return ~painted if invert else painted
 
     def state_numel(self) -> int:
         """Numbers in one kept state (at most the picture's; a latent space keeps fewer)."""
@@ -171,10 +193,16 @@ def schedule_figure(studio: Studio, controls: L.ScheduleControls, steps) -> tupl
 
 
 def save_download(result: L.Result, studio: Studio) -> list[str]:
-    """result_<key>.png and a zip with image.png, keep_mask.png, result.png and config.yaml."""
+    """result_<key>.png and a zip with image.png, keep_mask.png, result.png and config.yaml (the model's
+    input and output: eval.py reproduces them); for a big picture's crop first result_<key>_full.png, the
+    fill stitched into the full-resolution picture."""
     folder = studio.download_folder(result.key)
     png = os.path.join(folder, f"result_{result.key}.png")
     Image.fromarray(result.picture).save(png)
+    full = []
+    if result.crop is not None:
+        full = [os.path.join(folder, f"result_{result.key}_full.png")]
+        Image.fromarray(result.full_picture()).save(full[0])
     config = L.reproduce_config(result, studio.model_config, result_extra(result, studio))
     bundle = os.path.join(folder, f"result_{result.key}_eval.zip")
     with zipfile.ZipFile(bundle, "w") as z:
@@ -184,7 +212,7 @@ def save_download(result: L.Result, studio: Studio) -> list[str]:
             Image.fromarray(arr).save(path)
             z.write(path, name)
         z.writestr("config.yaml", L.config_yaml(config))
-    return [png, bundle]
+    return [*full, png, bundle]
 
 
 def result_extra(result: L.Result, studio: Studio) -> dict[str, Any]:
@@ -252,6 +280,8 @@ def finish_job(tree: L.ResultTree, job: Job, event: JobResult, make_results, kep
         return
     word = "stopped" if event.stopped else "finished"
     message = f"{word}: {event.calls} network calls in {event.seconds:.1f} s → result #{added[-1].key}"
+    if added[-1].crop is not None:
+        message += f" ({added[-1].crop.describe()}; the full picture is in the downloads)"
     choices = result_choices(tree)
     final_pos = len(job.times) - 1 if not event.stopped else None
     plot = L.schedule_plot(job.times, position=final_pos, kept=kept, start=start)
@@ -301,11 +331,12 @@ def run_handler(studio: Studio):
         keep_every,
         keep_at,
         preview_every,
+        crop=False,
+        crop_pad=32,
     ):
         tree = tree or L.ResultTree()
         try:
-            picture = L.fit_picture(studio.picture(editor), studio.size, studio.channels)
-            keep = studio.keep_mask(editor, source, invert, kind, mask_seed, mask_file)
+            picture, keep, context = studio.inputs(editor, source, invert, kind, mask_seed, mask_file, crop, crop_pad)
             settings = studio.settings(steps, sampler, seed, guidance, prompt, negative, label)
             controls = controls_of(steps, jump_length, jump_n_sample, start_resampling, profile, strength, explicit)
             times = L.schedule_times(controls, settings["steps"])
@@ -343,6 +374,7 @@ def run_handler(studio: Studio):
                         image=picture,
                         keep=keep,
                         settings=settings,
+                        crop=context,
                     )
                 )
                 for v, pic in enumerate(event.pictures)
@@ -447,6 +479,7 @@ def branch_handler(studio: Studio):
                 image=parent.image,
                 keep=parent.keep,
                 settings=settings,
+                crop=parent.crop,
             )
             return [tree.add(r)]
 
@@ -483,16 +516,26 @@ def compare_handler(tree, a, b):
 
 
 def mask_preview_handler(studio: Studio):
-    def preview(editor, source, invert, kind, mask_seed, mask_file):
+    def preview(editor, source, invert, kind, mask_seed, mask_file, crop=False, crop_pad=32):
         try:
-            picture = L.fit_picture(studio.picture(editor), studio.size, studio.channels)
-            keep = studio.keep_mask(editor, source, invert, kind, mask_seed, mask_file)
+            picture, keep, context = studio.inputs(editor, source, invert, kind, mask_seed, mask_file, crop, crop_pad)
         except L.StudioInputError as e:
             return None, f"⚠ {e}"
         hole = 100 * (1 - keep.mean().item())
-        return L.enlarge(L.masked_view(picture, keep), DISPLAY_SIDE), f"hole: {hole:.0f}% of the picture"
+        where = "the picture" if context is None else context.describe()
+        return L.enlarge(L.masked_view(picture, keep), DISPLAY_SIDE), f"hole: {hole:.0f}% of {where}"
 
     return preview
+
+
+def big_picture_handler(studio: Studio):
+    """After an upload: tick "crop around the hole" for a picture larger than the model's size."""
+
+    def big(editor):
+        background = (editor or {}).get("background")
+        return background is not None and max(np.asarray(background).shape[:2]) > studio.size
+
+    return big
 
 
 def upload_picture_handler(studio: Studio):
@@ -506,7 +549,10 @@ def upload_picture_handler(studio: Studio):
         shown = np.asarray(Image.fromarray(picture).convert("RGB"))
         h, w = shown.shape[:2]
         side = studio.size
-        note = f"loaded {os.path.basename(path)} ({w}x{h}; the model sees its centre square at {side}x{side})"
+        seen = f"the model sees its centre square at {side}x{side}"
+        if max(h, w) > side:
+            seen = f"inpainted in a crop around the hole at {side}x{side}, stitched back"
+        note = f"loaded {os.path.basename(path)} ({w}x{h}; {seen})"
         return {"background": shown, "layers": [], "composite": shown}, note
 
     return upload
@@ -575,6 +621,9 @@ def _mask_panel(ui: SimpleNamespace) -> None:
     with gr.Row():
         ui.kind = gr.Dropdown(list(L.STUDIO_MASK_TYPES), value="thick", label="generated mask type")
         ui.mask_seed = gr.Number(0, label="mask seed", precision=0)
+    with gr.Row():
+        ui.crop = gr.Checkbox(False, label="big picture: inpaint a crop around the hole", elem_id="crop")
+        ui.crop_pad = gr.Number(32, label="context around the hole (pixels)", precision=0, minimum=0)
     ui.mask_view = gr.Image(
         label="what the model gets (hole in pink)", format="png", interactive=False, elem_id="mask-view", height=200
     )
@@ -663,13 +712,21 @@ def clear_layers(editor):
 def _wire_inputs(studio: Studio, demo: gr.Blocks, ui: SimpleNamespace) -> None:
     """Mask preview, examples, clear, uploads, schedule plot and call count."""
     mask_inputs = [ui.editor, ui.source, ui.invert, ui.kind, ui.mask_seed, ui.mask_file]
-    mask_events = [c.change for c in mask_inputs] + [ui.editor.apply, ui.editor.input]
+    ui.crop_inputs = [ui.crop, ui.crop_pad]
+    mask_events = [c.change for c in (*mask_inputs, *ui.crop_inputs)] + [ui.editor.apply, ui.editor.input]
     preview = mask_preview_handler(studio)
-    gr.on(mask_events, preview, mask_inputs, [ui.mask_view, ui.mask_note], show_progress="hidden")
-    demo.load(preview, mask_inputs, [ui.mask_view, ui.mask_note])
-    ui.example.change(lambda n: studio.example_editor(n) if n else gr.skip(), ui.example, ui.editor)
+    previewed = [*mask_inputs, *ui.crop_inputs]
+    gr.on(mask_events, preview, previewed, [ui.mask_view, ui.mask_note], show_progress="hidden")
+    demo.load(preview, previewed, [ui.mask_view, ui.mask_note])
+    ui.example.change(lambda n: studio.example_editor(n) if n else gr.skip(), ui.example, ui.editor).then(
+        lambda: False, None, ui.crop
+    )
     ui.clear.click(clear_layers, ui.editor, ui.editor)
-    ui.picture_file.upload(upload_picture_handler(studio), ui.picture_file, [ui.editor, ui.message])
+    big = big_picture_handler(studio)
+    ui.picture_file.upload(upload_picture_handler(studio), ui.picture_file, [ui.editor, ui.message]).then(
+        big, ui.editor, ui.crop
+    )
+    ui.editor.upload(big, ui.editor, ui.crop)
     schedule_fn = lambda *values: schedule_figure_of(studio, *values)  # noqa: E731
     gr.on([c.change for c in ui.schedule], schedule_fn, ui.schedule, [ui.plot, ui.calls], show_progress="hidden")
     demo.load(schedule_fn, ui.schedule, [ui.plot, ui.calls])
@@ -681,7 +738,7 @@ def _wire_jobs(studio: Studio, ui: SimpleNamespace) -> None:
     live = [ui.tree, ui.live_xt, ui.live_x0, ui.live_plot, ui.progress, ui.message, ui.gallery, ui.result_pick]
     live += [ui.compare_a, ui.compare_b]
     run_inputs = [ui.tree, *ui.mask_inputs, *ui.schedule, ui.sampler, ui.seed, ui.variants, ui.guidance]
-    run_inputs += [ui.prompt, ui.negative, ui.label, ui.keep_every, ui.keep_at, ui.preview_every]
+    run_inputs += [ui.prompt, ui.negative, ui.label, ui.keep_every, ui.keep_at, ui.preview_every, *ui.crop_inputs]
     device_queue = dict(concurrency_id="device", concurrency_limit=1)
     ui.run.click(run_handler(studio), run_inputs, live, **device_queue)
     ui.stop.click(stop_handler, ui.tree, None, concurrency_limit=None, queue=False)
@@ -720,14 +777,15 @@ def build_app(studio: Studio) -> gr.Blocks:
 def load_studio(model_args: list[str]) -> Studio:
     """The model of eval.py's flags (the texture model without any) and its held-out crops as examples."""
     from repaint_pl.cli import load_model
+    from repaint_pl.pipeline import picture_format
 
     cli = load_model(model_args)
     model, dm = cli.model, cli.datamodule
     device = cli.trainer.strategy.root_device
     model.to(device)
     config = cli.config.as_dict()
-    size = getattr(dm, "eval_size", None) or getattr(dm, "image_size", None) or getattr(model.net, "image_size", 64)
-    channels = getattr(model.net, "in_channels", None) or getattr(dm, "channels", None) or 3
+    size, channels = picture_format(cli)  # the pipeline's rule: a released model at its own size, not the crops'
+    size = size or 64
     return Studio(
         model, config["model"], int(size), int(channels), example_pictures(dm), config.get("ckpt"), str(device)
     )

@@ -3,6 +3,10 @@ live previews and the eval.py config that reproduces a result.  Nothing here imp
 
 Pictures cross the page as ``uint8`` arrays ``[H, W]`` (grey) or ``[H, W, C]``; the model sees ``[C, S, S]``
 tensors in ``[-1, 1]`` and keep masks ``[1, S, S]`` (1 = known).  The editor's paint is the hole.
+
+A picture larger than the model's size is either fitted (centre square, resized) or, with "crop around the
+hole", cropped around its hole (``repaint_pl.crops``: one box around every painted pixel, with context) and
+the model's fill stitched back into the full-resolution picture (``CropContext``), every known pixel kept.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from PIL import Image
 from torch import Tensor
 
 from repaint_pl.callbacks.writer import to_uint8 as writer_uint8
+from repaint_pl.crops import Box, crop, enclosing_box, stitch
 from repaint_pl.datamodules.images import ImageFileError, read_image
 from repaint_pl.masks import MASK_TYPES, keep_mask
 from repaint_pl.sampling import SamplerState, StepState
 from repaint_pl.schedules import ExplicitTimes, JumpSchedule, ProfileSchedule, check_times, count_network_calls
 
-MAX_UPLOAD_SIDE = 4096  # a bigger upload is refused from its header, before decoding (a page, not a crash)
+MAX_UPLOAD_SIDE = 8000  # a bigger upload is refused from its header, before decoding: 8000² is the decoder's
+# pixel limit (datamodules.images.DEFAULT_MAX_PIXELS); big photos are inpainted crop by crop around the hole
 # a schedule the page accepts (the queue runs one job at a time: a run must end, and its states fit in memory)
 MAX_TRANSITIONS = 40_000  # the paper's 1000 steps with jumps 10×10 are 18 820
 MAX_NETWORK_CALLS = 20_000
@@ -165,6 +171,51 @@ def mask_from_upload(mask: Any, picture_shape: Sequence[int], size: int, invert:
         )
     hole = grey < 128
     return hole_to_keep(~hole if invert else hole, size)
+
+
+def upload_hole(mask: Any, picture_shape: Sequence[int], invert: bool = False) -> Optional[np.ndarray]:
+    """The hole (bool ``[H, W]``) of an uploaded mask file of its picture's size (255 = known, binarised at
+    128; ``invert``: 255 = hole), or None for a mask of another size (the model's: no full-resolution hole)."""
+    arr = as_uint8(mask, "mask")
+    grey = np.asarray(Image.fromarray(arr[..., :3] if arr.ndim == 3 else arr).convert("L"))
+    if grey.shape[:2] != tuple(picture_shape[:2]):
+        return None
+    return grey >= 128 if invert else grey < 128
+
+
+@dataclass
+class CropContext:
+    """A big picture inpainted in one crop around its hole: the full-resolution ``picture`` (uint8), its
+    ``keep`` mask (bool ``[H, W]``, True = known) and the crop's ``box``."""
+
+    picture: np.ndarray
+    keep: np.ndarray
+    box: Box
+
+    def stitch(self, result: np.ndarray) -> np.ndarray:
+        """The model's fill of the crop (uint8 ``[S, S]`` / ``[S, S, C]``) in the full picture, known bytes kept."""
+        fill = to_tensor(result)[None]
+        return stitch(self.picture, self.keep, fill, [self.box])
+
+    def describe(self) -> str:
+        h, w = self.picture.shape[:2]
+        return f"a {self.box.width}x{self.box.height} crop around the hole of the {w}x{h} picture"
+
+
+def crop_around_hole(
+    picture: np.ndarray, hole: np.ndarray, size: int, channels: int, pad: int, factor: int = 1
+) -> tuple[np.ndarray, Tensor, CropContext]:
+    """The model's input for a big picture: (crop uint8 at ``size``, its keep mask ``[1, S, S]``, the context
+    to stitch the fill back).  One box holds every hole pixel plus ``pad`` pixels of context."""
+    full = np.asarray(Image.fromarray(picture[..., :3] if picture.ndim == 3 else picture)
+                      .convert("L" if channels == 1 else "RGB"))  # fmt: skip
+    keep = ~hole
+    box = enclosing_box(keep, max(0, int(pad)), size, factor)
+    if box is None:
+        raise StudioInputError("mask: nothing to fill; paint the hole (or upload a mask) first")
+    images, keeps = crop(full, keep, [box], size)
+    levels = ((images[0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()  # exact bytes
+    return (levels[..., 0] if levels.shape[-1] == 1 else levels), keeps[0], CropContext(full, keep, box)
 
 
 def generated_mask(kind: str, size: int, seed: int) -> Tensor:
@@ -405,6 +456,11 @@ class Result:
     image: Optional[np.ndarray] = None  # the input picture (uint8, the model's size)
     keep: Optional[Tensor] = None  # its keep mask [1, S, S]
     settings: dict[str, Any] = field(default_factory=dict)  # steps, sampler, prompt, class of the run
+    crop: Optional[CropContext] = None  # a big picture's crop: ``picture`` is the crop's fill
+
+    def full_picture(self) -> np.ndarray:
+        """The result at the input's resolution (stitched into the big picture for a crop)."""
+        return self.picture if self.crop is None else self.crop.stitch(self.picture)
 
     def caption(self) -> str:
         origin = "root" if self.parent is None else f"from #{self.parent} at transition {self.branch_index}"
