@@ -11,7 +11,6 @@ command line's order, a later one winning.
 from __future__ import annotations
 
 import difflib
-import sys
 import textwrap
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Union
@@ -192,24 +191,8 @@ def did_you_mean(unknown: str, known: Sequence[str]) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def eval_command(argv: Optional[Sequence[str]] = None) -> None:
-    """``eval.py`` / ``repaint-eval``: ``--help`` is the short help (no torch, no Lightning), ``--help-all``
-    LightningCLI's every option; anything else runs ``repaint_pl.cli.eval_main`` (one-line errors)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    wanted = help_request(args)
-    if wanted == "short":
-        print(short_help(EVAL_DESCRIPTION))
-        raise SystemExit(0)
-    if wanted == "all":
-        args = ["--help" if a == "--help-all" else a for a in args]
-    from .cli import command, eval_main
-
-    command(lambda: eval_main(args))
-
-
 __all__ = [
     "EVAL_DESCRIPTION",
-    "eval_command",
     "ALIASES",
     "DATA_SHORT_FLAGS",
     "FLAGS",

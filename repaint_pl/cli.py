@@ -30,7 +30,7 @@ import lightning as L
 import yaml
 from lightning.pytorch.cli import LightningCLI
 
-from . import argv as command_line
+from .argv import EVAL_DESCRIPTION as SHORT_DESCRIPTION
 from .argv import (  # noqa: F401  (re-exported: the command line's tables live in repaint_pl.argv)
     ALIASES,
     DATA_SHORT_FLAGS,
@@ -241,7 +241,7 @@ class RePaintCLI(LightningCLI):
         apply_steps(self.config)
 
 
-EVAL_DESCRIPTION = command_line.EVAL_DESCRIPTION + " " + SOURCE_ORDER
+EVAL_DESCRIPTION = SHORT_DESCRIPTION + " " + SOURCE_ORDER
 
 
 class UsageError(ValueError):
@@ -503,11 +503,3 @@ def one_line(e: BaseException) -> str:
     else:
         text = str(e) or type(e).__name__
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
-
-
-def eval_command() -> None:
-    command_line.eval_command()
-
-
-def train_command() -> None:
-    command(train_main)

@@ -17,7 +17,7 @@ def test_short_help_lists_every_short_flag_and_the_source_order():
 
 
 def test_eval_help_is_short_and_imports_neither_torch_nor_lightning(tmp_path):
-    code = "import sys; from repaint_pl.argv import eval_command; eval_command(['--help'])"
+    code = "import sys; from repaint_pl.commands import eval_command; eval_command(['--help'])"
     probe = code + "\n"
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
