@@ -12,7 +12,7 @@ from PIL import Image
 from repaint_pl.apps.tiny import tiny_flux_pipeline, tiny_sd3_pipeline
 from repaint_pl.cli import eval_main
 from repaint_pl.sampling import CoarseTravelSampler
-from repaint_pl.schedules import JumpSchedule
+from repaint_pl.schedules import JumpSchedule, count_network_calls
 
 pytest.importorskip("diffusers")
 
@@ -38,11 +38,15 @@ def pictures(tmp_path_factory) -> str:
     return str(root)
 
 
+def picture(out: str, kind: str, name: str) -> np.ndarray:
+    return np.asarray(Image.open(os.path.join(out, "inpainted", kind, name + ".png")))
+
+
 def check_outputs(out: str, kinds: list[str], names: list[str]) -> None:
     """One PNG per image and mask type whose known pixels equal the input, and a metrics row for each."""
     for kind in kinds:
         for name in names:
-            result = np.asarray(Image.open(os.path.join(out, "inpainted", kind, name + ".png")))
+            result = picture(out, kind, name)
             gt = np.asarray(Image.open(os.path.join(out, "gt", kind, name + ".png")))
             keep = np.asarray(Image.open(os.path.join(out, "gt_keep_mask", kind, name + ".png"))) > 127
             assert result.shape == (64, 64, 3)
@@ -76,3 +80,17 @@ def test_fast_sampler_config_on_a_flow_model(tmp_path, folders, pictures):
     check_outputs(out, ["thick"], ["astronaut", "coffee"])
     meta = json.load(open(os.path.join(out, "meta", "thick", "astronaut.json")))
     assert meta["network_calls"] == CoarseTravelSampler(jump_n_sample=2).network_calls([])
+
+
+def test_a_branch_from_a_saved_flow_state_continues_the_run(tmp_path, folders, pictures):
+    """Branching on the flow: the saved rest from a saved latent state gives the uninterrupted run's pixels."""
+    trunk, branch, states = str(tmp_path / "trunk"), str(tmp_path / "branch"), str(tmp_path / "states")
+    one = ["--masks", "thick", "--progress.refresh_rate", "0", "--metrics.enabled", "false"]
+    run(trunk, folders["sd3"], pictures, *one, "--save_state_at", "10", "--state_dir", states)
+    run(branch, folders["sd3"], pictures, *one, "--resume_state", states, "--resume_times", "saved")
+    times = JumpSchedule(jump_length=2, jump_n_sample=2).times(10)
+    for name in ("astronaut", "coffee"):
+        whole, rest = (picture(o, "thick", name) for o in (trunk, branch))
+        assert np.array_equal(whole, rest)
+        meta = json.load(open(os.path.join(branch, "meta", "thick", f"{name}.json")))
+        assert meta["network_calls"] == count_network_calls(times[11:])  # the branch ran only the rest
