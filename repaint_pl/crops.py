@@ -5,8 +5,8 @@ whole photo (and losing its detail) or cropping its centre (and perhaps losing t
 is inpainted in a crop around it:
 
 1. ``hole_boxes``: the connected components of the hole (8-connected), each bounding box widened by
-   ``pad`` pixels of context on every side; components whose padded boxes overlap are merged into one
-   region (until no two overlap).  Each region's box is then grown to the model's aspect and to at
+   ``pad`` pixels of context on every side; components whose padded boxes overlap (or touch) are merged
+   into one region (until no two regions' boxes do).  Each region's box is then grown to the model's aspect and to at
    least the model's size, its sides rounded up to a multiple of ``factor`` (the space's downsampling
    factor, 8 for Stable Diffusion's VAE), and shifted (clipped) into the image.
 2. ``crop``: each box cut out and resized to the model's size (bicubic with antialiasing, like PIL);
@@ -95,36 +95,40 @@ def _snap(length: float, factor: int) -> int:
     return int(math.ceil(length / factor - 1e-9)) * factor
 
 
-def _overlap(a: Sequence[int], b: Sequence[int]) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+def _bounds(found: tuple[slice, slice]) -> list[int]:
+    rows, cols = found
+    return [rows.start, cols.start, rows.stop, cols.stop]
 
 
-def _union(a: Sequence[int], b: Sequence[int]) -> list[int]:
-    return [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+def _merge_boxes(shape: tuple[int, int], boxes: list[list[int]]) -> np.ndarray:
+    """Labels ``[H, W]`` of groups of ``boxes`` ([top, left, bottom, right)) that overlap or touch, until the
+    groups' bounding boxes do neither (each round paints the boxes and labels the painted areas)."""
+    count = len(boxes)
+    while True:
+        canvas = np.zeros(shape, bool)
+        for t, l, b, r in boxes:
+            canvas[t:b, l:r] = True
+        groups, n = ndimage.label(canvas)
+        if n == count:
+            return groups
+        boxes, count = [_bounds(f) for f in ndimage.find_objects(groups)], n
 
 
 def hole_regions(keep: np.ndarray, pad: int) -> list[tuple[list[int], list[int]]]:
-    """Regions of the hole: (padded bounds, hole bounds) per group of 8-connected components whose
-    ``pad``-widened bounds (clipped to the picture) overlap; bounds are [top, left, bottom, right)."""
+    """Regions of the hole: (padded bounds, hole bounds) per group of 8-connected hole components whose
+    ``pad``-widened bounds (clipped to the picture) overlap or touch, merged until no two regions' padded
+    bounds do; bounds are [top, left, bottom, right), sorted by the hole's top-left corner."""
     h, w = keep.shape
-    labels, count = ndimage.label(~keep, structure=np.ones((3, 3), bool))
-    regions = []
-    for rows, cols in ndimage.find_objects(labels)[:count]:
-        hole = [rows.start, cols.start, rows.stop, cols.stop]
-        padded = [max(0, hole[0] - pad), max(0, hole[1] - pad), min(h, hole[2] + pad), min(w, hole[3] + pad)]
-        regions.append((padded, hole))
-    merged = True
-    while merged:  # merge until no two padded bounds overlap
-        merged = False
-        for i in range(len(regions)):
-            for j in range(i + 1, len(regions)):
-                if _overlap(regions[i][0], regions[j][0]):
-                    a, b = regions.pop(j), regions[i]
-                    regions[i] = (_union(a[0], b[0]), _union(a[1], b[1]))
-                    merged = True
-                    break
-            if merged:
-                break
+    hole = ~keep
+    labels, count = ndimage.label(hole, structure=np.ones((3, 3), bool))
+    if count == 0:
+        return []
+    padded = [[max(0, t - pad), max(0, l - pad), min(h, b + pad), min(w, r + pad)]
+              for t, l, b, r in map(_bounds, ndimage.find_objects(labels))]  # fmt: skip
+    groups = _merge_boxes(keep.shape, padded)
+    outer = ndimage.find_objects(groups)
+    holes = ndimage.find_objects(np.where(hole, groups, 0), max_label=len(outer))
+    regions = [(_bounds(o), _bounds(i)) for o, i in zip(outer, holes)]
     return sorted(regions, key=lambda r: (r[1][0], r[1][1]))
 
 

@@ -24,11 +24,9 @@ def owners(keep: np.ndarray, boxes) -> np.ndarray:
     count = np.zeros(keep.shape, int)
     for b in boxes:
         t, l, bt, r = b.hole
-        claim = np.zeros(keep.shape, bool)
-        claim[t:bt, l:r] = True
-        inside = np.zeros(keep.shape, bool)
-        inside[b.slices] = True
-        count += claim & inside & ~keep
+        claim = np.zeros((b.height, b.width), bool)
+        claim[max(0, t - b.top) : bt - b.top, max(0, l - b.left) : r - b.left] = True
+        count[b.slices] += claim & ~keep[b.slices]
     return count
 
 
@@ -69,6 +67,20 @@ def test_holes_far_apart_get_a_crop_each_and_close_ones_share_one():
     assert len(merged) == 1 and merged[0].hole == (100, 200, 180, 450)
     assert len(hole_boxes(keep, 20, 64)) == 2
     assert hole_boxes(np.ones((50, 50), bool), 8, 64) == []
+
+
+def test_thousands_of_specks_are_grouped_in_a_few_label_passes():
+    """A grid of single-pixel holes 40 pixels apart: with 5 pixels of context each is its own region; with 20
+    their padded boxes touch and everything is one region (merging is by painted boxes, not pairwise)."""
+    keep = np.ones((2000, 3000), bool)
+    keep[::40, ::40] = False
+    apart = hole_boxes(keep, 5, 64)
+    assert len(apart) == 50 * 75 and (owners(keep, apart) == ~keep).all()
+    together = hole_boxes(keep, 20, 64)
+    assert len(together) == 1 and together[0].hole == (0, 0, 1961, 2961)
+    lines = np.ones((2000, 3000), bool)
+    lines[::2] = False  # every second row: 1000 components, one region once a pixel of context joins them
+    assert len(hole_boxes(lines, 0, 64)) == 1000 and len(hole_boxes(lines, 1, 64)) == 1
 
 
 def test_stitch_changes_only_hole_pixels_and_writes_the_fill_levels():
