@@ -272,7 +272,9 @@ def test_gaussian_prior_gets_enough_samples_for_a_full_rank_w2():
 def test_benchmark_rows_do_not_depend_on_the_number_of_processes():
     from repaint_pl.apps.exact.benchmark import FAST, benchmark
 
-    kwargs = dict(sizes=[4, 6], priors=["gaussian", "mixture"], masks=["genhalf"], n=6, chosen=[FAST], log=lambda _: None)
+    kwargs = dict(
+        sizes=[4, 6], priors=["gaussian", "mixture"], masks=["genhalf"], n=6, chosen=[FAST], log=lambda _: None
+    )
     one, two = benchmark(**kwargs), benchmark(**kwargs, jobs=2)
     for rows in (one, two):
         for r in rows:
@@ -283,11 +285,23 @@ def test_benchmark_rows_do_not_depend_on_the_number_of_processes():
 def test_verdict_counts_wins_and_numerical_ties_but_not_losses():
     from repaint_pl.apps.exact.report import verdict
 
-    def row(sampler, mean_err, mode_tv):
-        return dict(prior="mixture", size=4, mask="genhalf", sampler=sampler, mean_err=mean_err, w2_rel=float("nan"),
-                    excess_nll=-0.01, mode_tv=mode_tv)
+    def row(sampler, mean_err, mode_tv, sw):
+        nan = float("nan")
+        return dict(prior="mixture", size=4, mask="genhalf", sampler=sampler, mean_err=mean_err, kl=nan, sw=sw,
+                    energy=0.01, mode_tv=mode_tv)
 
-    rows = [row("exact posterior", 0.05, 0.0), row("paper", 0.2, 1.0e-32), row("fast", 0.3, 1.1e-32)]
+    rows = [row("exact posterior", 0.05, 0.0, 0.1), row("paper", 0.2, 1.0e-32, 0.5), row("fast", 0.3, 1.1e-32, 0.4)]
     table, wins, total = verdict(rows, "fast", "paper")
-    assert (wins, total) == (2, 3)  # mean error lost, |excess NLL| equal, mode TV a tie at 1e-32
+    assert (wins, total) == (3, 4)  # mean error lost, SW won, energy equal, mode TV a tie at 1e-32; no KL (mixture)
     assert table.count("✗") == 1
+
+
+def test_summary_gives_each_metric_against_its_floor_and_the_prior_table_for_nothing_known():
+    from repaint_pl.apps.exact.benchmark import setting_rows
+    from repaint_pl.apps.exact.report import summary
+
+    setting = Setting("gaussian", 4, ["genhalf", "none"], seed=0)
+    rows = setting_rows(setting, 40, [], seed=0, log=lambda _: None)
+    text = summary(rows, "t")
+    assert "| gaussian | 4² | exact posterior | 0 | 40 |" in text and "(1.0×)" in text  # the floor is 1× itself
+    assert "Nothing known" in text and text.count("| ✓ |") == 1  # exact prior draws reproduce the prior

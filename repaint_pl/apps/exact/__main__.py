@@ -1,4 +1,6 @@
-"""``python -m repaint_pl.apps.exact --out DIR``: the exact benchmark; ``... texture --out DIR``: the texture model."""
+"""``python -m repaint_pl.apps.exact --out DIR``: the exact benchmark; ``... prior --out DIR``: every sampler
+with nothing known against the prior; ``... gmm --out DIR``: MCGdiff's mixture; ``... texture --out DIR``: the
+texture model."""
 
 from __future__ import annotations
 
@@ -8,25 +10,47 @@ from typing import Optional, Sequence
 from repaint_pl.masks import PAPER_MASK_TYPES
 
 from .. import cli
-from .benchmark import benchmark
-from .priors import PRIORS
+from .benchmark import NOTHING_KNOWN, PROCESSES, benchmark
+from .priors import ALL_PRIORS, PRIORS
 from .report import write_report
 
 PROG = "repaint_pl.apps.exact"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
-    """The benchmark's rows (``texture`` first: the texture model's, ``texture.main``)."""
+    """The benchmark's rows (``texture`` / ``gmm`` first: ``texture.main`` / ``gmm.main``; ``prior`` first: the
+    benchmark with nothing known, on every prior)."""
     argv = list(argv or [])
     if argv[:1] == ["texture"]:
         from .texture import main as texture_main
 
         return texture_main(argv[1:])
+    if argv[:1] == ["gmm"]:
+        from .gmm import main as gmm_main
+
+        return gmm_main(argv[1:])
+    prior_mode = argv[:1] == ["prior"]
+    argv = argv[1:] if prior_mode else argv
     p = cli.parser(PROG, "The exact benchmark: every sampler against the true posterior of known priors.")
     cli.add_out(p, "folder for exact.csv, summary.md and exact.png")
     p.add_argument("--sizes", type=int, nargs="+", default=[16, 32])
-    p.add_argument("--priors", nargs="+", default=list(PRIORS), choices=list(PRIORS))
-    p.add_argument("--masks", nargs="+", default=list(PAPER_MASK_TYPES))
+    p.add_argument(
+        "--priors",
+        nargs="+",
+        default=list(PRIORS),
+        choices=list(ALL_PRIORS),
+        help="gaussian, mixture (the samplers were tuned on them); nonstationary, stripes (fresh)",
+    )
+    p.add_argument(
+        "--masks", nargs="+", default=list(PAPER_MASK_TYPES), help=f"mask types ({NOTHING_KNOWN}: nothing known)"
+    )
+    p.add_argument(
+        "--processes",
+        nargs="+",
+        default=["ddpm"],
+        choices=PROCESSES,
+        help="model families: DDPM (ε output), rectified flow (velocity output)",
+    )
     p.add_argument(
         "--samples", type=int, default=400, help="samples per sampler, setting and mask type (Gaussian prior: at least)"
     )
@@ -46,6 +70,8 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
     )
     p.add_argument("--jobs", type=int, default=1, help="(prior, size) settings run in parallel processes")
     cli.add_threads(p, default=1, help="torch CPU threads (1 is fastest for these small FFTs)")
+    if prior_mode:
+        p.set_defaults(masks=[NOTHING_KNOWN], priors=list(ALL_PRIORS), sizes=[16])
     args = p.parse_args(argv)
     cli.set_threads(args.threads)
     start = time.perf_counter()
@@ -58,9 +84,11 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
         core_from=args.core_from,
         w2_factor=args.w2_factor,
         jobs=args.jobs,
+        processes=args.processes,
     )
     heading = (
-        f"Exact benchmark ({args.samples} samples per sampler and mask"
+        ("Prior reproduction" if prior_mode else "Exact benchmark")
+        + f" ({args.samples} samples per sampler and mask"
         + (f", Gaussian prior at least {args.w2_factor:g} per unknown pixel" if args.w2_factor else "")
         + f"; seed {args.seed}, {args.jobs} process(es), {time.perf_counter() - start:.0f} s)"
     )

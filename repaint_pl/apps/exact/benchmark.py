@@ -14,7 +14,8 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-from repaint_pl.diffusion import Diffusion, DiffusionConfig
+from repaint_pl.diffusion import DiffusionConfig, NoiseProcess
+from repaint_pl.flow import FlowConfig
 from repaint_pl.masks import keep_mask
 from repaint_pl.sampling import (
     CoarseTravelSampler,
@@ -27,7 +28,9 @@ from repaint_pl.sampling import (
 from repaint_pl.schedules import JumpSchedule
 
 from .posterior import posterior, score
-from .priors import PRIORS, BatchNoise, ExactDenoiser
+from .priors import ALL_PRIORS, BatchNoise, ExactDenoiser
+
+PROCESSES = ("ddpm", "flow")  # the model families: a DDPM (ε output) or the rectified flow (velocity output)
 
 
 @dataclass(frozen=True)
@@ -42,11 +45,18 @@ class Contender:
     name: str = ""  # a label that replaces the generated one
     variance: str = "fixed_small"  # of p(x_{t-1} | x_t): σ̃² (fixed_small) or β (fixed_large)
 
-    def diffusion(self) -> Diffusion:
-        """The noise process of the released models (linear β over 1000 steps) respaced to ``steps``."""
+    def diffusion(self, process: str = "ddpm") -> NoiseProcess:
+        """The noise process: the released models' (linear β over 1000 steps) respaced to ``steps``, or
+        (``process="flow"``) the rectified flow of SD3 on ``steps`` levels (unshifted σ grid from 1)."""
+        if process == "flow":
+            return FlowConfig(steps=self.steps).build()
         return DiffusionConfig(
             steps=1000, noise_schedule="linear", timestep_respacing=str(self.steps), variance=self.variance
         ).build()
+
+    def runs_on(self, process: str) -> bool:
+        """Whether this point exists for ``process`` (the flow has one reverse variance: no σ²=β variant)."""
+        return process == "ddpm" or self.variance == "fixed_small"
 
     def times(self) -> list[int]:
         return JumpSchedule(jump_length=self.jump_length, jump_n_sample=self.jump_n_sample).times(self.steps)
@@ -93,30 +103,52 @@ def contenders() -> list[Contender]:
     ]
 
 
+NOTHING_KNOWN = "none"  # the mask with no known pixel: the samplers must reproduce the prior
+
+
+def mask_for(kind: str, shape: Sequence[int], seed: int) -> Tensor:
+    """The keep mask ``shape`` (1 = known) of a paper mask type scaled to the size, or ``none``."""
+    if kind == NOTHING_KNOWN:
+        return torch.zeros(tuple(shape))
+    return keep_mask(kind, shape[-1], seed=seed, image_id=0).expand(tuple(shape)).contiguous()
+
+
 @dataclass
 class Setting:
-    """A prior at one size, one known image (a prior draw) and the paper's mask types scaled to the size."""
+    """A prior at one size, one known image (a prior draw) and mask types scaled to the size, for one model
+    family (``process``: ddpm or flow).  ``prior`` and ``keeps`` replace the named prior and masks (the GMM)."""
 
     prior_name: str
     size: int
     masks: Sequence[str]
     seed: int = 0
+    process: str = "ddpm"
+    prior: object = None
+    keeps: Optional[list[Tensor]] = None
+    nll: bool = True  # the excess NLL (a secondary column: its entropy costs 8000 log densities per mask)
 
     def __post_init__(self):
-        self.prior = PRIORS[self.prior_name](self.size)
-        self.image = self.prior.sample(1, torch.Generator().manual_seed(self.seed))[0].float()  # [1, n, n]
-        self.keeps = [keep_mask(kind, self.size, seed=self.seed, image_id=0) for kind in self.masks]
+        if self.prior is None:
+            self.prior = ALL_PRIORS[self.prior_name](self.size)
+        self.image = self.prior.sample(1, torch.Generator().manual_seed(self.seed))[0].float()  # [C, H, W]
+        if self.keeps is None:
+            self.keeps = [mask_for(kind, self.prior.shape, self.seed) for kind in self.masks]
         self.posteriors = [posterior(self.prior, self.image, keep) for keep in self.keeps]
         g = torch.Generator().manual_seed(self.seed + 1)
-        self.entropies = [post.entropy(g) for post in self.posteriors]
+        self.entropies = [post.entropy(g) if self.nll else float("nan") for post in self.posteriors]
+
+    @property
+    def label(self) -> str:
+        """The prior's name in the tables (flow settings marked)."""
+        return self.prior_name if self.process == "ddpm" else f"{self.prior_name} (flow)"
 
     def unknown(self, samples: Tensor, j: int) -> Tensor:
-        """The unknown pixels ``[N, m]`` of samples ``[N, 1, n, n]`` under mask ``j``."""
+        """The unknown pixels ``[N, m]`` of samples ``[N, C, H, W]`` under mask ``j``."""
         return samples.flatten(1)[:, self.keeps[j].flatten() < 0.5]
 
     def run(self, contender: Contender, n: int, seed: int) -> tuple[list[Tensor], float]:
         """``n`` samples per mask type from one sampler (all masks in one batch); and the seconds taken."""
-        d = contender.diffusion()
+        d = contender.diffusion(self.process)
         model_fn, _ = ExactDenoiser(self.prior, d).bind()
         x0 = self.image.expand(len(self.masks) * n, -1, -1, -1).contiguous()
         keep = torch.stack(self.keeps).repeat_interleave(n, dim=0)
@@ -128,10 +160,16 @@ class Setting:
     def exact_samples(self, j: int, n: int, seed: int) -> Tensor:
         return self.posteriors[j].sample(n, torch.Generator().manual_seed(seed))
 
+    def reference(self, j: int, n: int) -> Tensor:
+        """The exact draws that the sample-based divergences compare with (seeds no other draws use)."""
+        return self.exact_samples(j, n, 7919 * (self.seed + 1) + j)
+
     def row(self, j: int, name: str, family: str, calls: int, samples_u: Tensor, seconds: float) -> dict:
-        metrics = score(samples_u, self.posteriors[j], self.entropies[j])
+        ref = self.reference(j, samples_u.shape[0])
+        metrics = score(samples_u, self.posteriors[j], self.entropies[j], ref)
         return dict(
-            prior=self.prior_name,
+            prior=self.label,
+            process=self.process,
             size=self.size,
             mask=self.masks[j],
             sampler=name,
@@ -146,7 +184,8 @@ class Setting:
 
 
 def core_contenders() -> list[Contender]:
-    """The paper's schedule, the fast sampler and one point of each other family (for large sizes)."""
+    """The paper's schedule, the fast sampler, one point of each other family, and every point of a family
+    added since (for large sizes and quick runs)."""
     keep = (
         "RePaint (250 steps, jumps 10×10)",
         "no resampling (250 steps)",
@@ -154,15 +193,17 @@ def core_contenders() -> list[Contender]:
         "DiffPIR (100 steps)",
         FAST.label,
     )
-    return [c for c in contenders() if c.label in keep]
+    known = {"RePaint", "RePaint σ²=β", "no resampling", "DDIM-RePaint η=0", "DDNM", "DiffPIR", "coarse grid only",
+             "CoarseTravel (ours)", "CoarseTravel, analytic var. at every level"}
+    return [c for c in contenders() if c.label in keep or c.family not in known]  # new families: always
 
 
 def sample_count(setting: "Setting", n: int, w2_factor: float) -> int:
-    """Samples per mask for ``setting``: ``n``, raised for the Gaussian prior to ``w2_factor`` × the largest
-    number d of unknown pixels (and at least d + 1), so the sample covariance behind the W2 estimate has
-    full rank.  The estimate's upward bias grows like d/N; below N = d it swamps the differences between
+    """Samples per mask for ``setting``: ``n``, raised for a Gaussian prior to ``w2_factor`` × the largest
+    number d of unknown pixels (and at least d + 1), so the sample covariance behind the KL and W2 estimates
+    has full rank.  The estimate's upward bias grows like d/N; below N = d it swamps the differences between
     samplers, above it shrinks (it never vanishes: the "exact posterior" rows show it)."""
-    if len(setting.prior.fields) > 1 or not w2_factor:
+    if setting.prior.components > 1 or not w2_factor:
         return n
     unknown = max(int((keep.flatten() < 0.5).sum()) for keep in setting.keeps)
     return max(n, math.ceil(w2_factor * unknown), unknown + 1)
@@ -178,20 +219,30 @@ def benchmark_setting(
     log=print,
     core_from: int = 0,
     w2_factor: float = 1.5,
+    process: str = "ddpm",
 ) -> list[dict]:
-    """The rows of one (prior, size): the exact posterior's own samples (the Monte Carlo floor) and each sampler."""
+    """The rows of one (prior, size, process): the exact posterior's own samples (the Monte Carlo floor) and
+    each sampler."""
+    setting = Setting(prior_name, size, masks, seed, process)
+    default = core_contenders() if core_from and size >= core_from else contenders()
+    return setting_rows(setting, sample_count(setting, n, w2_factor), chosen or default, seed, log)
+
+
+def setting_rows(setting: Setting, n: int, chosen: Sequence[Contender], seed: int, log=print) -> list[dict]:
+    """``n`` exact draws per mask (the floor: independent of the reference draws), then each contender that
+    runs on the setting's process."""
     rows = []
-    setting = Setting(prior_name, size, masks, seed)
-    n = sample_count(setting, n, w2_factor)
-    for j in range(len(masks)):
+    for j in range(len(setting.keeps)):
         exact = setting.exact_samples(j, n, seed + 2 + j)
         rows.append(setting.row(j, "exact posterior", "exact", 0, exact, 0.0))
-    default = core_contenders() if core_from and size >= core_from else contenders()
-    for c in chosen or default:
+    for c in chosen:
+        if not c.runs_on(setting.process):
+            continue
         samples, seconds = setting.run(c, n, seed + 3)
-        for j in range(len(masks)):
+        for j in range(len(setting.keeps)):
             rows.append(setting.row(j, c.label, c.family, c.calls, setting.unknown(samples[j], j), seconds))
-        log(f"{prior_name} {size}²  {c.label}: {c.calls} calls, {n} samples per mask, {seconds:.1f} s")
+        size = f"{setting.size}²" if isinstance(setting.size, int) else setting.size
+        log(f"{setting.label} {size}  {c.label}: {c.calls} calls, {n} samples per mask, {seconds:.1f} s")
     return rows
 
 
@@ -213,21 +264,23 @@ def benchmark(
     core_from: int = 0,
     w2_factor: float = 1.5,
     jobs: int = 1,
+    processes: Sequence[str] = ("ddpm",),
 ) -> list[dict]:
-    """All rows, per (prior, size) in the order of ``sizes`` then ``priors``; ``jobs`` > 1 runs the
-    (prior, size) settings in that many processes, each with this process's number of torch threads
+    """All rows, per (prior, size, process) in the order of ``sizes``, ``priors`` then ``processes``; ``jobs``
+    > 1 runs the settings in that many processes, each with this process's number of torch threads
     (each setting's samples come from its own seeds, so the rows do not depend on ``jobs``; the workers
     print their progress instead of calling ``log``)."""
     work = [(size, p, masks, n, seed, chosen) for size in sizes for p in priors]
-    extra = dict(core_from=core_from, w2_factor=w2_factor)
+    extra = [dict(core_from=core_from, w2_factor=w2_factor, process=pr) for pr in processes]
+    work, extras = [w for w in work for _ in extra], [e for _ in work for e in extra]
     if jobs <= 1:
-        return [row for args in work for row in benchmark_setting(*args, log=log, **extra)]
+        return [row for args, e in zip(work, extras) for row in benchmark_setting(*args, log=log, **e)]
     import multiprocessing
 
     # the longest settings first, so the pool does not end with one process working alone
     order = sorted(range(len(work)), key=lambda k: -work[k][0])
     threads = torch.get_num_threads()
     with multiprocessing.get_context("spawn").Pool(min(jobs, len(work))) as pool:
-        results = pool.map(_setting_job, [(work[k], extra, threads) for k in order], chunksize=1)
+        results = pool.map(_setting_job, [(work[k], extras[k], threads) for k in order], chunksize=1)
     by_index = dict(zip(order, results))
     return [row for k in range(len(work)) for row in by_index[k]]

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import Tensor
 
-from .priors import Prior
+from . import metrics
 
 
 @dataclass
@@ -72,24 +73,25 @@ class Posterior:
         return float(-self.log_prob(self.sample(draws, generator)).mean())
 
 
-def posterior(prior: Prior, x0: Tensor, keep: Tensor) -> Posterior:
-    """Exact p(x_u | x_k) for an image ``x0`` ``[1, n, n]`` and keep mask ``[1, n, n]`` (1 = known)."""
+def posterior(prior, x0: Tensor, keep: Tensor) -> Posterior:
+    """Exact p(x_u | x_k) for an image ``x0`` ``[C, H, W]`` of a prior (``Prior`` or ``DensePrior``) and a keep
+    mask (1 = known) of the same number of values; no known value: the prior itself."""
     known = keep.flatten() > 0.5
     x_k = x0.flatten().double()[known]
     log_w, means, covs = [], [], []
-    for k in range(len(prior.fields)):
-        cov, mu = prior.covariance(k), prior.means[k]
+    for k in range(prior.components):
+        cov, mu = prior.covariance(k), prior.mean_vector(k)
         S_kk, S_uk, S_uu = cov[known][:, known], cov[~known][:, known], cov[~known][:, ~known]
         if known.any():
             chol = torch.linalg.cholesky(S_kk)
             gain = torch.cholesky_solve(S_uk.T, chol).T  # Σ_uk Σ_kk^{-1}
-            white = torch.linalg.solve_triangular(chol, (x_k - mu)[:, None], upper=False)
+            white = torch.linalg.solve_triangular(chol, (x_k - mu[known])[:, None], upper=False)
             loglik = -0.5 * ((white**2).sum() + 2 * torch.diagonal(chol).log().sum())
-            means.append(mu + gain @ (x_k - mu))
+            means.append(mu[~known] + gain @ (x_k - mu[known]))
             covs.append(S_uu - gain @ S_uk.T)
         else:
             loglik = torch.zeros((), dtype=torch.float64)
-            means.append(torch.full((int((~known).sum()),), float(mu), dtype=torch.float64))
+            means.append(mu.clone())
             covs.append(S_uu)
         log_w.append(prior.log_weights[k] + loglik)
     log_w = torch.stack(log_w)
@@ -109,27 +111,33 @@ def gaussian_w2(mean_a: Tensor, cov_a: Tensor, mean_b: Tensor, cov_b: Tensor) ->
     return float(w2sq.clamp(min=0).sqrt())
 
 
-def score(samples: Tensor, post: Posterior, entropy: float) -> dict[str, float]:
+def score(samples: Tensor, post: Posterior, entropy: float, reference: Optional[Tensor] = None) -> dict[str, float]:
     """Errors of ``samples`` ``[N, m]`` (the unknown pixels) against the exact posterior.
 
-    mean_err: RMS error of the sample mean over the RMS posterior std (≈ 1/√N for exact samples);
-    w2_rel: Gaussian W2 of the samples' mean and covariance to the posterior's, over √tr Σ (one component);
-    excess_nll: E[-log p(x_u | x_k)] over the samples minus the posterior's entropy, per unknown pixel;
-    mode_tv: total variation between the mean posterior mode responsibilities of the samples and the
-    exact mode weights (mixtures; 0 in expectation for exact samples).
+    Proper divergences (0 only for the right law): kl: KL(Gaussian fitted to the samples ‖ posterior) per
+    unknown pixel (one component; inf when N ≤ m); sw: sliced W₂ to ``reference`` (exact draws, independent
+    of any others scored); energy: the energy distance to ``reference``; mode_tv: total variation between the
+    samples' mean mode responsibilities and the exact mode weights (mixtures).
+    Secondary: spread (tr Ĉ / tr Σ, 1 for the right spread; spread_se its standard error); mean_err: RMS
+    error of the sample mean over the RMS posterior std; w2_rel: Gaussian W2 over √tr Σ (one component);
+    excess_nll: E[-log p(x_u | x_k)] minus the entropy per pixel (rewards a too-narrow sampler: not a divergence).
     """
     x, m = samples.double(), samples.shape[1]
-    spread = post.cov.diagonal().mean().sqrt()
-    out = {"mean_err": float(((x.mean(0) - post.mean) ** 2).mean().sqrt() / spread)}
-    if len(post.log_weights) == 1:
-        out["w2_rel"] = gaussian_w2(x.mean(0), torch.cov(x.T), post.means[0], post.covs[0]) / float(
-            post.covs[0].trace().sqrt()
-        )
-    else:
-        out["w2_rel"] = float("nan")
-    out["excess_nll"] = float((-post.log_prob(x).mean() - entropy) / m)
-    if len(post.log_weights) > 1:
-        out["mode_tv"] = float(0.5 * (post.responsibilities(x).mean(0) - post.log_weights.exp()).abs().sum())
-    else:
-        out["mode_tv"] = float("nan")
+    nan = float("nan")
+    one = len(post.log_weights) == 1
+    spread_val, spread_se = metrics.spread(x, post.cov)
+    out = {
+        "kl": metrics.fitted_kl(x, post.means[0], post.covs[0]) if one else nan,
+        "sw": metrics.sliced_wasserstein(x, reference) if reference is not None else nan,
+        "energy": metrics.energy_distance(x, reference) if reference is not None else nan,
+        "mode_tv": nan if one else metrics.mode_tv(post.responsibilities(x), post.log_weights),
+        "spread": spread_val,
+        "spread_se": spread_se,
+        "mean_err": float(((x.mean(0) - post.mean) ** 2).mean().sqrt() / post.cov.diagonal().mean().sqrt()),
+        "w2_rel": nan,
+        "excess_nll": nan if math.isnan(entropy) else float((-post.log_prob(x).mean() - entropy) / m),
+    }
+    if one and x.shape[0] > 1:
+        w2 = gaussian_w2(x.mean(0), torch.cov(x.T), post.means[0], post.covs[0])
+        out["w2_rel"] = w2 / float(post.covs[0].trace().sqrt())
     return out

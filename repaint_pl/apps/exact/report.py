@@ -7,25 +7,34 @@ import math
 import os
 
 import numpy as np
+import torch
 
 from repaint_pl.files import atomic_write, write_csv
 
 from .benchmark import FAST, PAPER
+from .metrics import mode_tv_bound
 
-METRICS = ("mean_err", "w2_rel", "abs_excess_nll", "mode_tv")
+METRICS = ("kl", "sw", "energy", "mode_tv", "mean_err")  # the proper divergences, then the mean's error
 METRIC_TITLES = {
-    "mean_err": "error of the mean / posterior std",
-    "w2_rel": "Gaussian W2 / √tr Σ",
-    "abs_excess_nll": "|excess NLL| per unknown pixel (nats)",
+    "kl": "KL(fitted ‖ exact) per pixel",
+    "sw": "sliced W₂ to exact draws",
+    "energy": "energy distance to exact draws",
     "mode_tv": "mode-weight distance (TV)",
+    "mean_err": "error of the mean / posterior std",
 }
+NOTHING_KNOWN = "none"
 
 
 def _metric(row: dict, name: str) -> float:
-    return abs(row["excess_nll"]) if name == "abs_excess_nll" else row[name]
+    return float(row[name])
 
 
 TIE = 1e-6  # metric values closer than this are equal (e.g. mode TVs of 1e-32 when both find the one mode)
+
+
+def conditional(rows: list[dict]) -> list[dict]:
+    """The rows with known pixels (the prior-reproduction rows, mask ``none``, have their own table)."""
+    return [r for r in rows if r["mask"] != NOTHING_KNOWN]
 
 
 def verdict(rows: list[dict], fast: str, paper: str) -> tuple[str, int, int]:
@@ -51,7 +60,7 @@ def verdict(rows: list[dict], fast: str, paper: str) -> tuple[str, int, int]:
             ok = a <= b or math.isclose(a, b, rel_tol=1e-9, abs_tol=TIE)  # equal up to rounding: a tie
             wins, total = wins + ok, total + 1
             cells.append(f"{'✓' if ok else '✗'} {a:.3f} / {b:.3f} ({floor:.3f})")
-        lines.append(f"| {prior} | {size}² | {mask} | " + " | ".join(cells) + " |")
+        lines.append(f"| {prior} | {_side(f)} | {mask} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n", wins, total
 
 
@@ -62,14 +71,17 @@ def plot(rows: list[dict], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = sorted({(r["prior"], r["size"]) for r in rows})
     families = list(dict.fromkeys(r["family"] for r in rows if r["family"] != "exact"))
-    shown = ("mean_err", "abs_excess_nll", "w2_or_mode")
+    rows = conditional(rows)
+    panels = sorted({(r["prior"], r["size"]) for r in rows}, key=str)
+    shown = ("mean_err", "sw", "kl_or_mode")
     fig, axes = plt.subplots(len(shown), len(panels), figsize=(4.2 * len(panels), 3.3 * len(shown)), squeeze=False)
     for col, (prior, size) in enumerate(panels):
         mine = [r for r in rows if r["prior"] == prior and r["size"] == size]
         for row_i, metric in enumerate(shown):
-            m = ("w2_rel" if prior == "gaussian" else "mode_tv") if metric == "w2_or_mode" else metric
+            m = metric
+            if metric == "kl_or_mode":
+                m = "mode_tv" if all(math.isnan(r["kl"]) for r in mine) else "kl"
             ax = axes[row_i][col]
             for fam_i, family in enumerate(families):
                 pts = _family_points(mine, family, m)
@@ -85,7 +97,7 @@ def plot(rows: list[dict], path: str) -> None:
             floor = np.mean([_metric(r, m) for r in mine if r["family"] == "exact"])
             ax.axhline(floor, color="grey", linestyle=":", label="exact posterior (MC floor)")
             ax.set_xscale("log")
-            ax.set_title(f"{prior} {size}²: {METRIC_TITLES[m]}", fontsize=9)
+            ax.set_title(f"{prior} {_side(mine[0])}: {METRIC_TITLES[m]}", fontsize=9)
             ax.set_xlabel("network calls per image")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
@@ -103,29 +115,108 @@ def _family_points(rows: list[dict], family: str, metric: str) -> list[tuple[int
     return sorted(pts)
 
 
+def _floors(rows: list[dict]) -> dict[tuple, float]:
+    """(prior, size, metric) -> the exact draws' value averaged over mask types (the Monte Carlo floor)."""
+    out = {}
+    for prior, size in dict.fromkeys((r["prior"], r["size"]) for r in rows):
+        exact = [r for r in rows if (r["prior"], r["size"], r["sampler"]) == (prior, size, "exact posterior")]
+        for m in METRICS:
+            out[(prior, size, m)] = float(np.mean([_metric(r, m) for r in exact])) if exact else math.nan
+    return out
+
+
+def _cell(value: float, floor: float) -> str:
+    """``value`` and its ratio to the floor (``value (r×)``), or – for a metric that does not apply."""
+    if math.isnan(value):
+        return "–"
+    if math.isinf(value):
+        return "∞"
+    if math.isnan(floor) or floor <= 1e-9:
+        return f"{value:.3f}"
+    return f"{value:.3f} ({value / floor:.1f}×)"
+
+
 def summary_table(rows: list[dict]) -> str:
-    """Markdown: per prior, size and sampler, calls and each metric averaged over the mask types."""
+    """Markdown: per prior, size and sampler, calls, the spread (tr Ĉ / tr Σ) and each metric averaged over the
+    mask types, with its ratio to the exact draws' Monte Carlo floor (the "exact posterior" rows: 1×)."""
+    floors = _floors(rows)
     keys = list(dict.fromkeys((r["prior"], r["size"], r["sampler"]) for r in rows))
     lines = [
-        "| prior | size | sampler | calls | samples | " + " | ".join(METRIC_TITLES[m] for m in METRICS) + " |",
-        "|---" * (5 + len(METRICS)) + "|",
+        "| prior | size | sampler | calls | samples | spread | " + " | ".join(METRIC_TITLES[m] for m in METRICS) + " |",
+        "|---" * (6 + len(METRICS)) + "|",
     ]
     for prior, size, name in keys:
         rs = [r for r in rows if (r["prior"], r["size"], r["sampler"]) == (prior, size, name)]
-        vals = [np.mean([_metric(r, m) for r in rs]) for m in METRICS]
-        cells = " | ".join("–" if math.isnan(v) else f"{v:.3f}" for v in vals)
-        lines.append(f"| {prior} | {size}² | {name} | {rs[0]['calls']} | {rs[0]['samples']} | {cells} |")
+        cells = " | ".join(
+            _cell(float(np.mean([_metric(r, m) for r in rs])), floors[(prior, size, m)]) for m in METRICS
+        )
+        spread = float(np.mean([r["spread"] for r in rs]))
+        lines.append(
+            f"| {prior} | {_side(rs[0])} | {name} | {rs[0]['calls']} | {rs[0]['samples']} | {spread:.3f} | {cells} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _side(row: dict) -> str:
+    return f"{row['size']}²" if isinstance(row["size"], int) else str(row["size"])
+
+
+def _bound(row: dict) -> float:
+    """The 3σ bound on the mode TV of ``row['samples']`` exact draws from its mode weights."""
+    w = torch.tensor([float(v) for v in str(row["mode_weights"]).split()], dtype=torch.float64)
+    return mode_tv_bound(w.clamp(min=1e-300).log(), int(row["samples"]))
+
+
+def reproduces(row: dict, z: float = 3.0) -> bool:
+    """Whether a nothing-known row reproduces the prior within Monte Carlo error: the total variance within
+    ``z`` standard errors of the prior's, and (mixtures) the mode weights within the ``z``-σ TV bound."""
+    ok = abs(row["spread"] - 1) <= z * row["spread_se"]
+    if not math.isnan(row["mode_tv"]):
+        ok = ok and row["mode_tv"] <= _bound(row)
+    return bool(ok)
+
+
+def prior_table(rows: list[dict]) -> str:
+    """Markdown: nothing known, per prior and sampler: total variance over the prior's (± its standard error),
+    KL(fitted Gaussian ‖ prior's Gaussian fit) per pixel and sliced W₂ to exact prior draws (floor in
+    brackets), mode TV (3σ bound in brackets), and whether the prior is reproduced within Monte Carlo error."""
+    rows = [r for r in rows if r["mask"] == NOTHING_KNOWN]
+    floors = {(r["prior"], r["size"]): r for r in rows if r["sampler"] == "exact posterior"}
+    lines = [
+        "| prior | size | sampler | calls | samples | total variance / prior's | KL(fitted ‖ prior) per pixel (floor) "
+        "| sliced W₂ (floor) | mode TV (3σ bound) | prior reproduced |",
+        "|---" * 10 + "|",
+    ]
+    for r in rows:
+        f = floors.get((r["prior"], r["size"]), r)
+        kl = "–" if math.isnan(r["kl"]) else f"{r['kl']:.3f} ({f['kl']:.3f})"
+        tv = "–" if math.isnan(r["mode_tv"]) else f"{r['mode_tv']:.3f} ({_bound(r):.3f})"
+        lines.append(
+            f"| {r['prior']} | {_side(r)} | {r['sampler']} | {r['calls']} | {r['samples']} "
+            f"| {r['spread']:.3f} ± {r['spread_se']:.3f} | {kl} | {r['sw']:.3f} ({f['sw']:.3f}) | {tv} "
+            f"| {'✓' if reproduces(r) else '✗'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def summary(rows: list[dict], heading: str) -> str:
-    """``summary.md``: the means over mask types, then the fast sampler against the paper's schedule."""
-    table, wins, total = verdict(rows, FAST.label, PAPER.label)
-    return (
-        f"# {heading}\n\n## Mean over mask types\n\n{summary_table(rows)}\n"
-        f"## {FAST.label}, {FAST.calls} calls, against {PAPER.label}, {PAPER.calls} calls\n\n"
-        f"At or below the paper schedule's error in {wins} of {total} comparisons.\n\n{table}"
-    )
+    """``summary.md``: the means over mask types with their floors, the fast sampler against the paper's
+    schedule (when both ran), and the prior-reproduction table (when the ``none`` mask ran)."""
+    cond = conditional(rows)
+    text = f"# {heading}\n\n"
+    if cond:
+        title = "Mean over mask types (each metric with its ratio to the exact draws' floor)"
+        text += f"## {title}\n\n{summary_table(cond)}\n"
+    names = {r["sampler"] for r in cond}
+    if FAST.label in names and PAPER.label in names:
+        table, wins, total = verdict(cond, FAST.label, PAPER.label)
+        text += (
+            f"## {FAST.label}, {FAST.calls} calls, against {PAPER.label}, {PAPER.calls} calls\n\n"
+            f"At or below the paper schedule's error in {wins} of {total} comparisons.\n\n{table}\n"
+        )
+    if len(cond) < len(rows):
+        text += f"## Nothing known: does each sampler reproduce the prior?\n\n{prior_table(rows)}"
+    return text
 
 
 def write_report(rows: list[dict], out: str, heading: str) -> str:

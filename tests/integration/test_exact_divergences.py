@@ -1,0 +1,222 @@
+"""The exact benchmark's proper divergences and their floors, the prior-reproduction check, the flow prior's
+ideal velocity, the fresh (dense) priors' oracle and MCGdiff's mixture against independent computations."""
+
+import math
+
+import pytest
+import torch
+
+from repaint_pl.apps.exact import metrics
+from repaint_pl.apps.exact.benchmark import FAST, PAPER, Contender, Setting, setting_rows
+from repaint_pl.apps.exact.gmm import gmm_setting
+from repaint_pl.apps.exact.posterior import posterior, score
+from repaint_pl.apps.exact.priors import (
+    ExactDenoiser,
+    denoise,
+    gaussian_prior,
+    grid_gmm,
+    mixture_prior,
+    nonstationary_prior,
+    stripes_prior,
+)
+from repaint_pl.apps.exact.report import prior_table, reproduces
+from repaint_pl.flow import FlowConfig
+from repaint_pl.sampling import RePaintSampler
+
+N = 6  # image side for the dense priors: 36 pixels
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_gaussian_kl_against_the_closed_form_in_one_and_two_dimensions():
+    """KL(N(μ1, s1²) ‖ N(μ2, s2²)) = log(s2/s1) + (s1² + (μ1-μ2)²)/(2 s2²) - ½, summed over independent axes."""
+    m1, m2, s1, s2 = (torch.tensor(v, dtype=torch.float64) for v in ([0.3, -1.0], [1.0, 0.5], [0.5, 2.0], [1.5, 1.0]))
+    want = (torch.log(s2 / s1) + (s1**2 + (m1 - m2) ** 2) / (2 * s2**2) - 0.5).sum()
+    got = metrics.gaussian_kl(m1.double(), torch.diag(s1**2).double(), m2.double(), torch.diag(s2**2).double())
+    assert got == pytest.approx(float(want), rel=1e-10)
+    # a rotated pair: KL is invariant under the same rotation of both
+    q = torch.linalg.qr(torch.randn(2, 2, generator=torch.Generator().manual_seed(0)).double())[0]
+    rot = metrics.gaussian_kl(q @ m1.double(), q @ torch.diag(s1**2).double() @ q.T, q @ m2.double(),
+                              q @ torch.diag(s2**2).double() @ q.T)
+    assert rot == pytest.approx(float(want), rel=1e-9)
+    assert metrics.gaussian_kl(m1.double(), torch.zeros(2, 2).double(), m2.double(), torch.eye(2).double()) == math.inf
+
+
+def test_fitted_kl_penalises_a_narrow_sampler_where_excess_nll_rewards_it():
+    prior = gaussian_prior(4)
+    post = posterior(prior, prior.sample(1, torch.Generator().manual_seed(0))[0], torch.zeros(1, 4, 4))
+    g = torch.Generator().manual_seed(1)
+    exact = post.sample(3000, g)
+    narrow = post.mean + 0.8 * (exact - post.mean)
+    good, bad = score(exact, post, post.entropy(g)), score(narrow, post, post.entropy(g))
+    assert bad["excess_nll"] < good["excess_nll"] - 0.05  # |excess NLL| would call the narrow sampler better
+    assert bad["kl"] > good["kl"] + 0.02  # KL: 0.8² variance costs (0.64 - 1 - log 0.64)/2 = 0.043 per pixel
+    assert bad["kl"] - good["kl"] == pytest.approx(0.5 * (0.64 - 1 - math.log(0.64)), abs=0.01)
+    assert metrics.fitted_kl(exact[:10], post.means[0], post.covs[0]) == math.inf  # N ≤ m: no density
+
+
+def test_sliced_wasserstein_and_energy_distance_of_identical_and_shifted_sets():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(500, 1, generator=g, dtype=torch.float64)
+    assert metrics.sliced_wasserstein(x, x) == 0 and metrics.energy_distance(x, x) == pytest.approx(0, abs=1e-12)
+    assert metrics.sliced_wasserstein(x, x + 0.7) == pytest.approx(0.7, rel=1e-9)  # 1-D: W₂ of a shift is the shift
+    # 1-D energy distance by brute force: 2E|X-Y| - E|X-X'| - E|Y-Y'| over all pairs
+    y = 0.5 * torch.randn(40, 1, generator=g, dtype=torch.float64) + 1.0
+    xs = x[:30]
+    pair = lambda a, b: (a[:, None, 0] - b[None, :, 0]).abs().mean()  # noqa: E731
+    brute = float(2 * pair(xs, y) - pair(xs, xs) - pair(y, y))
+    assert metrics.energy_distance(xs, y) == pytest.approx(brute, rel=1e-12)
+    # in d dimensions a shift c along an axis has SW² = E[θ₁²]c² = c²/d
+    z = torch.randn(400, 4, generator=g, dtype=torch.float64)
+    shift = torch.tensor([2.0, 0, 0, 0], dtype=torch.float64)
+    assert metrics.sliced_wasserstein(z, z + shift, projections=4000) == pytest.approx(2.0 / 2, rel=0.05)
+
+
+def test_floor_is_the_metric_of_independent_exact_draws_and_shrinks_with_more_draws():
+    """The "exact posterior" row compares exact draws with reference draws of other seeds: its SW is the
+    direct computation on those two sets, positive, and smaller for 4× the draws (≈ 1/√N)."""
+    setting = Setting("mixture", 4, ["genhalf"], seed=0)
+    small = setting_rows(setting, 100, [], seed=0, log=lambda _: None)[0]
+    exact, ref = setting.exact_samples(0, 100, 2), setting.reference(0, 100)
+    assert small["sw"] == pytest.approx(metrics.sliced_wasserstein(exact, ref), rel=1e-12) and small["sw"] > 0
+    assert not torch.equal(exact, ref)
+    large = setting_rows(setting, 1600, [], seed=0, log=lambda _: None)[0]
+    assert large["sw"] < 0.6 * small["sw"] and large["energy"] < small["energy"]
+
+
+def shrunk(samples: torch.Tensor, factor: float) -> torch.Tensor:
+    return samples.mean(0) + factor * (samples - samples.mean(0))
+
+
+@pytest.mark.parametrize("make", [gaussian_prior, mixture_prior, stripes_prior])
+def test_prior_reproduction_check_passes_exact_draws_and_fails_a_shrunk_sampler(make):
+    setting = Setting("p", N, ["none"], seed=0, prior=make(N))
+    n = 800
+    exact = setting.exact_samples(0, n, 5)
+    good = setting.row(0, "exact", "exact", 0, exact, 0.0)
+    bad = setting.row(0, "shrunk", "shrunk", 0, shrunk(exact, 0.8), 0.0)
+    assert reproduces(good) and not reproduces(bad)
+    assert bad["spread"] == pytest.approx(0.64 * good["spread"], rel=1e-9)
+    table = prior_table([{**good, "mask": "none"}, {**bad, "mask": "none"}])
+    assert table.count("✓") == 1 and table.count("✗") == 1
+
+
+@pytest.mark.parametrize("make", [gaussian_prior, mixture_prior, stripes_prior])
+def test_flow_velocity_is_the_monte_carlo_mean_of_eps_minus_x0(make):
+    """E[ε - x0 | x_t] at σ = 0.6 by self-normalised importance sampling over prior draws (x0 ~ prior,
+    weights N(x_t; (1-σ)x0, σ²I)), against the closed-form velocity of ``ExactDenoiser``."""
+    prior = make(2) if make is not stripes_prior else make(3)
+    process = FlowConfig(sigmas=[1.0, 0.6, 0.2]).build()
+    t = int((process.sigma - 0.6).abs().argmin())
+    sigma = float(process.sigma[t])
+    g = torch.Generator().manual_seed(3)
+    x0_true = prior.sample(1, g)
+    x_t = ((1 - sigma) * x0_true + sigma * torch.randn(x0_true.shape, generator=g, dtype=torch.float64)).float()
+    model_fn, _ = ExactDenoiser(prior, process).bind()
+    v = model_fn(x_t, torch.tensor([t]))[0].double().flatten()
+    draws = prior.sample(400_000, g).flatten(1)
+    xt = x_t.double().flatten()
+    logw = -((xt - (1 - sigma) * draws) ** 2).sum(1) / (2 * sigma**2)
+    w = torch.softmax(logw, 0)
+    x0_mc = (w[:, None] * draws).sum(0)
+    v_mc = (xt - (1 - sigma) * x0_mc) / sigma - x0_mc  # ε = (x_t - (1-σ)x0)/σ
+    ess = 1 / (w**2).sum()
+    assert ess > 200
+    torch.testing.assert_close(v, v_mc, atol=6 * v_mc.abs().max() / float(ess) ** 0.5 + 0.02, rtol=0)
+
+
+def dense_moments(prior, x_t, a, s):
+    """(E[ε | x_t], E[x0 | x_t]) from dense covariances and MultivariateNormal weights (float64)."""
+    v = x_t.flatten().double()
+    logs, eps, x0 = [], [], []
+    for k in range(prior.components):
+        cov, mu = prior.covariance(k), prior.mean_vector(k)
+        S = a * a * cov + s * s * torch.eye(len(v), dtype=torch.float64)
+        sol = torch.linalg.solve(S, v - a * mu)
+        eps.append(s * sol)
+        x0.append(mu + a * cov @ sol)
+        logs.append(prior.log_weights[k] + torch.distributions.MultivariateNormal(a * mu, S).log_prob(v))
+    w = torch.softmax(torch.stack(logs), 0)
+    return sum(w[k] * eps[k] for k in range(len(eps))), sum(w[k] * x0[k] for k in range(len(x0)))
+
+
+@pytest.mark.parametrize("make", [gaussian_prior, mixture_prior, nonstationary_prior, stripes_prior])
+@pytest.mark.parametrize("a,s", [(0.2, 0.98), (0.8, 0.6), (0.55, 0.45), (0.0, 1.0)])
+def test_oracle_moments_match_dense_linear_algebra(make, a, s):
+    """Both families of the oracle (FFT-diagonal fields, dense eigenbases) at DDPM levels (a² + s² = 1),
+    flow levels (a + s = 1) and σ = 1 (a = 0: E[x0 | x_t] is the prior mean)."""
+    prior = make(N)
+    g = torch.Generator().manual_seed(4)
+    x0 = prior.sample(2, g)
+    x_t = (a * x0 + s * torch.randn(x0.shape, generator=g, dtype=torch.float64)).float()
+    eps, x0_hat = denoise(prior, x_t, torch.tensor([a]), torch.tensor([s]))
+    for i in range(2):
+        want_eps, want_x0 = dense_moments(prior, x_t[i], a, s)
+        torch.testing.assert_close(eps[i].flatten().double(), want_eps, atol=3e-4, rtol=1e-4)
+        torch.testing.assert_close(x0_hat[i].flatten().double(), want_x0, atol=3e-4, rtol=1e-4)
+
+
+def test_dense_prior_samples_have_its_covariance():
+    prior = stripes_prior(4)
+    x = prior.sample(40000, torch.Generator().manual_seed(5)).flatten(1)
+    w = prior.log_weights.exp()
+    mean = (w[:, None] * prior.mean_vectors).sum(0)
+    cov = sum(w[k] * (prior.covariance(k) + torch.outer(prior.mean_vectors[k] - mean, prior.mean_vectors[k] - mean))
+              for k in range(prior.components))
+    assert torch.linalg.matrix_norm(torch.cov(x.T) - cov) / torch.linalg.matrix_norm(cov) < 0.05
+
+
+def test_gmm_posterior_against_brute_force_in_two_dimensions():
+    """d = 2, one coordinate observed: p(k | x_1 = y) ∝ w_k N(y; μ_k1, 1) and x_2 | k ~ N(μ_k2, 1), by
+    direct evaluation of the 25 components; the prior's grid and weights as MCGdiff builds them."""
+    setting = gmm_setting(2, seed=3, counts=(1,))
+    prior, post, keep = setting.prior, setting.posteriors[0], setting.keeps[0].flatten()
+    assert sorted({float(v) for v in prior.mean_vectors[:, 0]}) == [-16.0, -8.0, 0.0, 8.0, 16.0]
+    assert prior.mean_vectors.shape == (25, 2) and prior.log_weights.exp().sum() == pytest.approx(1)
+    obs, hid = int(keep.argmax()), int(keep.argmin())
+    y = float(setting.image.flatten()[obs])
+    logw = prior.log_weights + torch.distributions.Normal(prior.mean_vectors[:, obs], 1.0).log_prob(torch.tensor(y))
+    torch.testing.assert_close(post.log_weights.exp(), torch.softmax(logw, 0), atol=1e-10, rtol=1e-8)
+    torch.testing.assert_close(post.means[:, 0], prior.mean_vectors[:, hid])
+    torch.testing.assert_close(post.covs[:, 0, 0], torch.ones(25, dtype=torch.float64))
+
+
+def test_gmm_grid_weights_follow_the_seed_and_the_dimension_must_be_even():
+    assert torch.equal(grid_gmm(8, 1).log_weights, grid_gmm(8, 1).log_weights)
+    assert not torch.equal(grid_gmm(8, 1).log_weights, grid_gmm(8, 2).log_weights)
+    with pytest.raises(ValueError, match="even"):
+        grid_gmm(7)
+
+
+def test_samplers_on_the_flow_reproduce_the_prior_and_approach_the_posterior():
+    """The rectified flow with the ideal velocity, 4² Gaussian field: ancestral sampling over 1000 levels with
+    nothing known reproduces the prior within Monte Carlo error; RePaint's paper schedule with the left half
+    known comes within 0.3 posterior std of the exact conditional mean (exact draws: ~0.05)."""
+    setting = Setting("gaussian", 4, ["none", "genhalf"], seed=0, process="flow")
+    (nothing, _), _ = setting.run(Contender("ancestral", RePaintSampler(), 1000), 600, seed=1)
+    assert reproduces(setting.row(0, "a", "a", 0, setting.unknown(nothing, 0), 0.0))
+    (_, half), _ = setting.run(PAPER, 300, seed=2)
+    assert setting.row(1, "p", "p", 0, setting.unknown(half, 1), 0.0)["mean_err"] < 0.3
+    assert FAST.runs_on("flow") and PAPER.runs_on("flow")
+    assert not Contender("RePaint σ²=β", RePaintSampler(), variance="fixed_large").runs_on("flow")
+
+
+def test_gmm_rows_and_table_report_each_sampler_against_the_floor():
+    from repaint_pl.apps.exact.gmm import gmm_rows, gmm_table, observed_masks
+    from repaint_pl.sampling import DiffPIRSampler
+
+    keeps = observed_masks(8, (1, 2, 4), seed=0)
+    assert [int(k.sum()) for k in keeps] == [1, 2, 4]
+    assert bool((keeps[1] >= keeps[0]).all() & (keeps[2] >= keeps[1]).all())  # nested
+    rows = gmm_rows([4], [0], 20, [Contender("DiffPIR", DiffPIRSampler(), 20)], counts=(1, 2), log=lambda _: None)
+    assert [(r["mask"], r["sampler"]) for r in rows] == [
+        ("d_y=1", "exact posterior"), ("d_y=2", "exact posterior"), ("d_y=1", "DiffPIR (20 steps)"),
+        ("d_y=2", "DiffPIR (20 steps)")]
+    table = gmm_table(rows)
+    assert "| 4 | 1 | DiffPIR (20 steps) | 20 |" in table and table.count("\n") == 6
