@@ -165,7 +165,7 @@ class FlowDenoiser(nn.Module, Denoiser):
 
         def guided(x_t: Tensor, t: Tensor) -> Tensor:
             self.check_resolution(x_t)
-            x_in, time = x_t.to(dtype), d.model_time(t)
+            x_in, time = x_t.to(dtype).contiguous(), d.model_time(t)  # the mask's broadcast may leave NHWC strides
             if cond_neg is None:
                 return self.network(x_in, time, cond_pos).float()
             # classifier-free guidance: one call on [negative; positive]
