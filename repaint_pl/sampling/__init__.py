@@ -2,7 +2,8 @@
 (``policies``), over any ``repaint_pl.diffusion.NoiseProcess``.  Imports no Lightning.
 
 Canonical class paths for configs: ``repaint_pl.sampling.RePaintSampler`` (the default),
-``…DDIMRePaintSampler``, ``…DDNMSampler``, ``…DiffPIRSampler``, ``…CoarseTravelSampler``.  The old
+``…DDIMRePaintSampler``, ``…DDNMSampler``, ``…DiffPIRSampler``, ``…CoarseTravelSampler``, ``…LanPaintSampler``,
+``…SMCSampler`` (``exact_samplers``: samplers that converge to the exact conditional).  The old
 paths ``repaint_pl.sampler.*`` / ``repaint_pl.samplers.*`` name the same classes.
 """
 
@@ -14,6 +15,7 @@ from torch import Tensor
 
 from ..diffusion import NoiseProcess
 from ..noise import NoiseSource
+from .exact_samplers import LanPaintSampler, SMCSampler
 from .loop import Sampler, SamplerState, StepHook, StepState, walk
 from .policies import (
     CoarseTravelSampler,
@@ -25,7 +27,9 @@ from .policies import (
 )
 from .steps import GradFn, ModelFn, Problem, inject_known, renoise, reverse_step
 
-SAMPLERS = (RePaintSampler, DDIMRePaintSampler, DDNMSampler, DiffPIRSampler, CoarseTravelSampler)
+SAMPLERS = (
+    RePaintSampler, DDIMRePaintSampler, DDNMSampler, DiffPIRSampler, CoarseTravelSampler, LanPaintSampler, SMCSampler
+)  # fmt: skip
 for _cls in (Sampler, SamplerState, StepState, *SAMPLERS):
     _cls.__module__ = __name__  # one public path per class (configs and fingerprints name it)
 
@@ -67,6 +71,8 @@ __all__ = [
     "DDNMSampler",
     "DiffPIRSampler",
     "CoarseTravelSampler",
+    "LanPaintSampler",
+    "SMCSampler",
     "coarse_grid",
     "SAMPLERS",
     "ModelFn",
