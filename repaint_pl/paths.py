@@ -8,6 +8,10 @@ module (never from their own ``__file__``).
 
 ``python -m repaint_pl.paths configs/demo/texture.yaml`` prints where a shipped file is (no argument: ROOT),
 e.g. ``repaint-eval --config "$(python -m repaint_pl.paths configs/demo/texture.yaml)"`` from any folder.
+
+``ConfigRelativePath`` types eval.py's ``--ckpt`` and ``--classifier_ckpt``: a relative path in a config file
+is relative to that file's folder (the demo config's ``../../weights/texture32_ema.pt`` holds in the checkout
+and installed alike), on the command line relative to the working directory.
 """
 
 from __future__ import annotations
