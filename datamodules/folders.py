@@ -250,10 +250,12 @@ class InpaintItems(Dataset):
             W, H = image_size_of(image_path)
             raise ImageFileError(f"{mask_path}: mask is {w}x{h} but its image {image_path} is {W}x{H}")
 
-    def full_keep(self, mask_path: str) -> np.ndarray:
-        """A mask file at full resolution as bool ``[H, W]`` (True = known), binarised at ``mask_threshold``
-        (0.5 when None); a mask that asks to fill more than ``INVERTED_FILL`` of the picture is warned about."""
-        keep = keep_from_levels(read_mask_levels(mask_path), self.invert_masks, self.threshold)
+    def full_keep(self, mask_path: str, levels: Optional[np.ndarray] = None) -> np.ndarray:
+        """A mask file (or its ``levels``, already read) at full resolution as bool ``[H, W]`` (True = known),
+        binarised at ``mask_threshold`` (0.5 when None); a mask that asks to fill more than ``INVERTED_FILL``
+        of the picture is warned about (once)."""
+        levels = read_mask_levels(mask_path) if levels is None else levels
+        keep = keep_from_levels(levels, self.invert_masks, self.threshold)
         self._warn_inverted(keep, mask_path)
         return keep
 
@@ -285,8 +287,7 @@ class InpaintItems(Dataset):
         if self.check_mask_size:
             self._check_size(mask_path, image_path)
         levels = read_mask_levels(mask_path)
-        keep_full = keep_from_levels(levels, self.invert_masks, self.threshold)
-        self._warn_inverted(keep_full, mask_path)
+        keep_full = self.full_keep(mask_path, levels)
         mask = mask_tensor(levels, self.image_size, self.invert_masks, channels=self.channels)
         if self.mask_threshold is not None and not is_binary(mask):
             if not self._warned:
