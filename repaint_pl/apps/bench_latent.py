@@ -27,7 +27,7 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Literal, Optional
 
 import torch
 
@@ -44,7 +44,7 @@ from .measure import timed
 @dataclass
 class LatentBenchSetup:
     pretrained: Optional[str] = None  # None: tiny random components built here
-    model: str = "sd"  # sd (Stable Diffusion 1.x/2.x), sd3 or flux
+    model: Literal["sd", "sd3", "flux"] = "sd"  # Stable Diffusion 1.x/2.x, SD3/SD3.5 or FLUX
     image_size: int = 64
     batch_size: int = 2
     steps: int = 20
