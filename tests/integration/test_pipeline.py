@@ -142,7 +142,7 @@ def readme_snippet(heading: str) -> str:
 
 @pytest.mark.slow
 def test_the_readme_snippet_runs_as_it_is(tmp_path, monkeypatch):
-    code = readme_snippet("## From Python")
+    code = readme_snippet("## A real photo")
     assert len(code.strip().splitlines()) <= 10
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
