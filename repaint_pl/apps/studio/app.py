@@ -725,8 +725,7 @@ def _wire_inputs(studio: Studio, demo: gr.Blocks, ui: SimpleNamespace) -> None:
     big = big_picture_handler(studio)
     ui.picture_file.upload(upload_picture_handler(studio), ui.picture_file, [ui.editor, ui.message]).then(
         big, ui.editor, ui.crop
-    )
-    ui.editor.upload(big, ui.editor, ui.crop)
+    )  # (the editor's own upload event also fires for its initial picture: the box is ticked by hand there)
     schedule_fn = lambda *values: schedule_figure_of(studio, *values)  # noqa: E731
     gr.on([c.change for c in ui.schedule], schedule_fn, ui.schedule, [ui.plot, ui.calls], show_progress="hidden")
     demo.load(schedule_fn, ui.schedule, [ui.plot, ui.calls])
