@@ -144,10 +144,13 @@ class LanPaintSampler(Sampler):
 
 
 def gaussian_log_density(x: Tensor, mean: Tensor, var: Tensor, where: Tensor) -> Tensor:
-    """Σ over the pixels at ``where`` of log N(x; mean, var), per leading index: ``[B, K]`` for ``[B, K, C, H, W]``."""
-    var = torch.as_tensor(var, dtype=x.dtype, device=x.device)
-    terms = -0.5 * ((x - mean) ** 2 / var + torch.log(2 * math.pi * var))
-    return (terms * where).flatten(2).sum(-1)
+    """Σ over the pixels at ``where`` of log N(x; mean, var), per particle: ``[B, K]`` for ``x`` or ``mean``
+    ``[B, K, C, H, W]``, ``where`` ``[B, 1, C, H, W]`` and one variance per particle (``[]`` or ``[B, K, 1, 1, 1]``)."""
+    var = torch.as_tensor(var, dtype=torch.float32, device=x.device)
+    square = ((x - mean) ** 2 * where).flatten(2).sum(-1)
+    count = where.flatten(2).sum(-1)
+    var = var.reshape(var.shape[:2]) if var.dim() else var
+    return -0.5 * (square / var + count * torch.log(2 * math.pi * var))
 
 
 def incremental_log_weight(

@@ -22,8 +22,10 @@ from repaint_pl.sampling import (
     DDIMRePaintSampler,
     DDNMSampler,
     DiffPIRSampler,
+    LanPaintSampler,
     RePaintSampler,
     Sampler,
+    SMCSampler,
 )
 from repaint_pl.schedules import JumpSchedule
 
@@ -100,6 +102,10 @@ def contenders() -> list[Contender]:
             CoarseTravelSampler(25, 1, 20, analytic_min_alpha_bar=0.0),
             name="25 levels q², jumps 1×20",
         ),
+        Contender("LanPaint", LanPaintSampler(), name="50 levels × (1 + 5 thinking)"),
+        Contender("LanPaint", LanPaintSampler(steps=240, thinking=9), name="240 levels × (1 + 9 thinking)"),
+        Contender("SMC", SMCSampler(), name="8 particles, 50 levels"),
+        Contender("SMC", SMCSampler(particles=16, steps=150), name="16 particles, 150 levels"),
     ]
 
 
