@@ -132,6 +132,15 @@ def module_channels(module: Any) -> Optional[int]:
     return None
 
 
+def model_picture_size(trainer: Optional[L.Trainer]) -> Optional[int]:
+    """The picture side the trainer's model was made for (``RePaintModule.picture_size``), or None."""
+    module = getattr(trainer, "lightning_module", None) if trainer is not None else None
+    return getattr(module, "picture_size", None)
+
+
+DEFAULT_IMAGE_SIZE = 256  # when neither the data config nor the model says (guided-diffusion's released size)
+
+
 def resolve_channels(given: Optional[int], trainer: Optional[L.Trainer], default: int = 3) -> int:
     """The data's channels: ``given`` (1 or 3, and the model's if a model is attached), else the model's, else
     ``default``.  A mismatch is a one-line error rather than a convolution's traceback."""
@@ -418,7 +427,8 @@ class ImageFolderDataModule(L.LightningDataModule):
 
     Args:
         image_path: folder of images (jpg, png, …), e.g. CelebA-HQ, Places2 or ImageNet val.
-        image_size: the model's size; images are resized and centre-cropped like guided-diffusion.
+        image_size: the model's size (None: the size the model was made for, else 256); images are resized
+            and centre-cropped like guided-diffusion.
         mask_types: generated mask types (``repaint_pl.masks``); every image is inpainted under each.
         mask_path: a folder of mask files instead (255 = known); ``mask_types`` is then ignored.
         pair_masks: ``name`` (mask with the image's relative path / stem, any extension, optionally
@@ -443,7 +453,7 @@ class ImageFolderDataModule(L.LightningDataModule):
     def __init__(
         self,
         image_path: str,
-        image_size: int = 256,
+        image_size: Optional[int] = None,
         mask_types: Sequence[str] = ("thick",),
         mask_path: Optional[str] = None,
         pair_masks: Literal["name", "sorted"] = "name",
@@ -522,6 +532,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         return images + [self._relative(p, self.mask_path) for p in list_images(self.mask_path)]
 
     def setup(self, stage: str = "predict") -> None:
+        self.image_size = self.image_size or model_picture_size(self.trainer) or DEFAULT_IMAGE_SIZE
         images = list_images(self.image_path)
         labels = self._image_labels(images)
         masks = self._pair(images, list_images(self.mask_path)) if self.mask_path else None
@@ -575,7 +586,7 @@ class InpaintFolderDataModule(ImageFolderDataModule):
         self,
         gt_path: str,
         mask_path: str,
-        image_size: int = 256,
+        image_size: Optional[int] = None,
         batch_size: int = 1,
         num_workers: int = 0,
         max_len: Optional[int] = None,

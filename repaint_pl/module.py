@@ -128,6 +128,17 @@ class RePaintModule(L.LightningModule):
     # ------------------------------------------------------------------ sampling
 
     @property
+    def picture_size(self) -> Optional[int]:
+        """The picture side the model was made for: an ADM net's ``image_size``, a diffusers UNet's or
+        transformer's ``sample_size`` (× the VAE's factor in a latent space); None when it does not say."""
+        if self.net is not None and getattr(self.net, "image_size", None):
+            return int(self.net.image_size)
+        network = getattr(self.denoiser, "unet", None) or getattr(self.denoiser, "transformer", None)
+        sample = getattr(getattr(network, "config", None), "sample_size", None)
+        sample = sample[0] if isinstance(sample, (list, tuple)) else sample
+        return int(sample) * int(getattr(self.space, "factor", 1)) if sample else None
+
+    @property
     def network_calls_per_image(self) -> int:
         return self.sampler.network_calls(self.times)
 

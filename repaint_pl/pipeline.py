@@ -123,20 +123,6 @@ def _model_args(source: Optional[str], preset: Optional[str], config_dir: Option
     return ["--pretrained", source] + (["--config_dir", config_dir] if config_dir else [])
 
 
-def model_picture_size(model: Any) -> Optional[int]:
-    """The picture side a model was made for: an ADM net's ``image_size``, a pixel UNet's ``sample_size``,
-    a latent UNet's ``sample_size`` × the VAE's factor; None when it does not say."""
-    net = getattr(model, "net", None)
-    if getattr(net, "image_size", None):
-        return int(net.image_size)
-    denoiser = model.denoiser
-    unet = getattr(denoiser, "unet", None) or getattr(denoiser, "transformer", None)
-    sample = getattr(getattr(unet, "config", None), "sample_size", None)
-    if isinstance(sample, (list, tuple)):
-        sample = sample[0]
-    return int(sample) * int(getattr(model.space, "factor", 1)) if sample else None
-
-
 def picture_format(cli: Any) -> tuple[Optional[int], int]:
     """(picture side, channels) of a model loaded by ``repaint_pl.cli.load_model``: the data config's size when
     one was given (the texture model fills 64² crops with a net trained on 32²), else the model's own."""
@@ -144,7 +130,7 @@ def picture_format(cli: Any) -> tuple[Optional[int], int]:
 
     model, dm = cli.model, cli.datamodule
     given = None if getattr(cli, "data_is_fallback", False) else dm
-    size = getattr(given, "eval_size", None) or getattr(given, "image_size", None) or model_picture_size(model)
+    size = getattr(given, "eval_size", None) or getattr(given, "image_size", None) or model.picture_size
     return (int(size) if size else None), module_channels(model) or 3
 
 
@@ -209,6 +195,7 @@ class RePaintPipeline:
 
     def _keep(self, mask: Picture, shape: tuple[int, int], convention: str, name: str) -> np.ndarray:
         """A mask as bool ``[H, W]``, True = known."""
+        from repaint_pl.datamodules.folders import INVERTED_FILL
         from repaint_pl.datamodules.images import mask_levels
 
         if isinstance(mask, Image.Image):
@@ -222,23 +209,24 @@ class RePaintPipeline:
             raise PipelineError(f"{name}: mask is {known.shape[1]}x{known.shape[0]}, its picture {shape[1]}x{shape[0]}")
         keep = known >= 0.5
         keep = ~keep if convention == "fill" else keep
-        if (~keep).mean() > 0.95:
+        if (~keep).mean() > INVERTED_FILL:
             warnings.warn(f"{name}: more than 95 % of the picture is to be filled; if white means 'fill' in this "
                           f"mask, pass mask_convention='fill'", stacklevel=3)  # fmt: skip
         return keep
 
     def _model_size(self, picture: np.ndarray, keep: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Picture and keep mask resized and centre-cropped like eval.py: uint8 ``[S, S, C]``, bool ``[S, S]``."""
-        from repaint_pl.datamodules.images import center_crop_resize
+        from repaint_pl.datamodules.folders import LOST_WARN
+        from repaint_pl.datamodules.images import center_crop_resize, hole_lost_fraction
 
         size = self.image_size
         image = center_crop_resize(Image.fromarray(picture.squeeze(-1) if self.channels == 1 else picture), size)
         known = center_crop_resize(Image.fromarray(keep.astype(np.uint8) * 255), size) >= 128
-        kept, lost = float((~known).sum()) / size**2, float((~keep).mean())
-        if lost > 0 and kept == 0:
+        lost = hole_lost_fraction(keep)
+        if (~keep).any() and known.all():
             raise PipelineError(f"{name}: the hole lies outside the model's centre crop; pass crop_to_mask=32")
-        if lost > 0 and kept < 0.9 * lost:
-            warnings.warn(f"{name}: the centre crop keeps {kept / lost:.0%} of the hole; crop_to_mask=32 keeps all",
+        if lost > LOST_WARN:
+            warnings.warn(f"{name}: the centre crop loses {lost:.0%} of the hole; crop_to_mask=32 keeps all of it",
                           stacklevel=3)  # fmt: skip
         return (image[..., None] if image.ndim == 2 else image), known
 
@@ -528,4 +516,4 @@ class _Settings:
         return self.model.network_calls_per_image
 
 
-__all__ = ["BranchPoint", "PipelineError", "RePaintOutput", "RePaintPipeline", "model_picture_size", "picture_format"]
+__all__ = ["BranchPoint", "PipelineError", "RePaintOutput", "RePaintPipeline", "picture_format"]

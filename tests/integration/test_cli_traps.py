@@ -57,3 +57,14 @@ def test_load_model_raises_exceptions_a_notebook_can_catch(tmp_path):
     for args in (["--ckpt", str(tmp_path / "missing.pt")], ["--config", DEMO, "--bogus", "1"]):
         with pytest.raises((ValueError, OSError)):
             load_model(args)
+
+
+def test_pictures_take_the_models_size_when_the_data_does_not_say(tmp_path, image_folders):
+    """--images without --image_size: the size the model was made for (the texture net's 32²), not a fixed 256."""
+    from PIL import Image
+
+    out = tmp_path / "out"
+    args = ["--config", DEMO, "--images", image_folders[0], "--masks", "thick", "--steps", "4"]
+    eval_main(args + ["--jump_n_sample", "1", "--out", str(out), "--progress.refresh_rate", "0"])
+    sizes = {Image.open(p).size for p in (out / "inpainted" / "thick").iterdir()}
+    assert sizes == {(32, 32)}

@@ -159,3 +159,11 @@ def test_an_adm_checkpoint_runs_at_its_own_size_not_the_fallback_crops(tiny_ckpt
     out = pipe(rgb, hole_mask(32, (8, 20, 8, 24)), steps=5, jump_n_sample=1, output_type="np")
     known = hole_mask(32, (8, 20, 8, 24)) == 255
     assert out.images[0].shape == (32, 32, 3) and (out.images[0][known] == rgb[known]).all()
+
+
+def test_a_hole_the_centre_crop_cuts_is_warned_about(texture_pipe):
+    wide = np.tile(picture(), (1, 3))  # 192×64: the centre crop keeps the middle third
+    mask = np.full(wide.shape, 255, np.uint8)
+    mask[20:40, 50:90] = 0  # 40 wide, 14 of them left of the middle third
+    with pytest.warns(UserWarning, match="the centre crop loses 35% of the hole; crop_to_mask"):
+        texture_pipe(wide, mask, steps=2, jump_n_sample=1)
