@@ -79,7 +79,7 @@ def _short_masks(value: str, argv: list[str]) -> list[str]:
 FLAGS: dict[str, Flag] = {
     "--config": Flag(None, "FILE", "a config file (configs/…); several compose, a later one winning", "model"),
     "--ckpt": Flag(None, "FILE", "guided-diffusion .pt (released names pick their preset) or train.py .ckpt", "model"),
-    "--pretrained": Flag(None, "DIR", "a diffusers folder (DDPM, Stable Diffusion, …), recognised by its files", "model"),
+    "--pretrained": Flag(None, "DIR", "a diffusers folder (DDPM, Stable Diffusion …), known by its files", "model"),
     "--config_dir": Flag(None, "DIR", "the pipeline config folder of a single-file --pretrained checkpoint", "model"),
     "--classifier_ckpt": Flag(None, "FILE", "classifier weights for guidance (ImageNet)", "model"),
     "--repaint_conf": Flag(None, "FILE", "an original RePaint YAML, run as it is", "model"),
@@ -90,7 +90,7 @@ FLAGS: dict[str, Flag] = {
     "--image_size": Flag("--data.image_size", "N", "the model's picture size", "data"),
     "--mask_convention": Flag("--data.mask_convention", "keep|fill", "keep: 255 = known (default); fill: white = hole",
                               "data"),  # fmt: skip
-    "--crop_to_mask": Flag("--data.crop_to_mask", "PAD", "big photos: a crop per hole (PAD pixels of context), stitched",
+    "--crop_to_mask": Flag("--data.crop_to_mask", "PAD", "big photos: a crop per hole (PAD px of context), stitched",
                            "data"),  # fmt: skip
     "--steps": Flag(None, "N", "sampling steps of the model (respacing), whichever model the config has", "sampling"),
     "--jump_length": Flag("--model.schedule.init_args.jump_length", "N", "RePaint's jump length", "sampling"),
@@ -172,8 +172,8 @@ def short_help(description: str) -> str:
             if flag.group == group:
                 lines.append(f"  {name + ' ' + flag.metavar:<28} {flag.help}")
         lines.append("")
-    lines += [textwrap.fill(SOURCE_ORDER, 110), "", EVAL_EXAMPLES, "", "eval.py --help-all lists every option (--model.*, --data.*, "
-              "--trainer.*, --writer.* …)."]  # fmt: skip
+    every = "eval.py --help-all lists every option (--model.*, --data.*, --trainer.*, --writer.* …)."
+    lines += [textwrap.fill(SOURCE_ORDER, 110), "", EVAL_EXAMPLES, "", every]
     return "\n".join(lines)
 
 

@@ -19,8 +19,10 @@ after it.  A command-line ``--ckpt`` wins over any config file's ``ckpt``.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
+import re
 import sys
 import warnings
 from argparse import ArgumentError
@@ -30,7 +32,6 @@ import lightning as L
 import yaml
 from lightning.pytorch.cli import LightningCLI
 
-from .argv import EVAL_DESCRIPTION as SHORT_DESCRIPTION
 from .argv import (  # noqa: F401  (re-exported: the command line's tables live in repaint_pl.argv)
     ALIASES,
     DATA_SHORT_FLAGS,
@@ -42,6 +43,7 @@ from .argv import (  # noqa: F401  (re-exported: the command line's tables live 
     expand_aliases,
     expand_short_flags,
 )
+from .argv import EVAL_DESCRIPTION as SHORT_DESCRIPTION
 from .files import OutputError
 from .module import RePaintModule
 from .nets import RELEASED_FILES, read_checkpoint
@@ -259,7 +261,18 @@ def usage_error_line(message: str, known: Sequence[str] = ()) -> str:
     text = " ".join(kept)
     unknown = text.partition("unrecognized arguments:")[2].split()
     hint = did_you_mean(unknown[0], known) if unknown and unknown[0].startswith("--") else ""
-    return text + hint + " (eval.py --help lists the options)"
+    return text + hint + image_folder_hint(text) + " (eval.py --help lists the options)"
+
+
+def image_folder_hint(text: str) -> str:
+    """``; --crop_to_mask is an option of image folders: give --images DIR`` when a data option that only the
+    image-folder data class has was given to another data class (e.g. the demo's texture crops)."""
+    from repaint_pl.datamodules import ImageFolderDataModule
+
+    found = re.search(r"Option '(\w+)' is not accepted", text)
+    if not found or "data" not in text or found.group(1) not in inspect.signature(ImageFolderDataModule).parameters:
+        return ""
+    return f"; --{found.group(1)} is an option of image folders: give --images DIR (or a folder data config) first"
 
 
 def known_options(parser: Any) -> list[str]:

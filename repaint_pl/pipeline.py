@@ -373,7 +373,7 @@ class RePaintPipeline:
         """Crop-and-stitch each picture (all its crops in one batch); (uint8 results, crops per picture)."""
         factor = int(getattr(self.model.space, "factor", 1))
         results, crops = [], []
-        for i, (arr, keep, name) in enumerate(self._prepared(pictures, masks, convention)):
+        for i, (arr, keep, _) in enumerate(self._prepared(pictures, masks, convention)):
             counted = []
 
             def fill(images: Tensor, keeps: Tensor, i: int = i, counted: list = counted) -> Tensor:

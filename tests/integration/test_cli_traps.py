@@ -68,3 +68,8 @@ def test_pictures_take_the_models_size_when_the_data_does_not_say(tmp_path, imag
     eval_main(args + ["--jump_n_sample", "1", "--out", str(out), "--progress.refresh_rate", "0"])
     sizes = {Image.open(p).size for p in (out / "inpainted" / "thick").iterdir()}
     assert sizes == {(32, 32)}
+
+
+def test_an_image_folder_option_without_image_folders_says_what_to_give():
+    with pytest.raises(UsageError, match="--crop_to_mask is an option of image folders: give --images DIR"):
+        eval_cli(prepare_eval_argv(["--config", DEMO, "--crop_to_mask", "32"]))

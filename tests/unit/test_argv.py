@@ -23,7 +23,7 @@ def test_eval_help_is_short_and_imports_neither_torch_nor_lightning(tmp_path):
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     seconds = time.perf_counter() - start
     assert done.returncode == 0 and done.stdout.startswith("usage: eval.py")
-    check = "import sys; from repaint_pl.argv import short_help; print('torch' in sys.modules, 'lightning' in sys.modules)"
+    check = "import sys; import repaint_pl.commands; print('torch' in sys.modules, 'lightning' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", check], capture_output=True, text=True).stdout.split() == [
         "False",
         "False",
