@@ -132,13 +132,13 @@ def module_channels(module: Any) -> Optional[int]:
     return None
 
 
-def model_picture_size(trainer: Optional[L.Trainer]) -> Optional[int]:
-    """The picture side the trainer's model was made for (``RePaintModule.picture_size``), or None."""
-    module = getattr(trainer, "lightning_module", None) if trainer is not None else None
-    return getattr(module, "picture_size", None)
-
-
 DEFAULT_IMAGE_SIZE = 256  # when neither the data config nor the model says (guided-diffusion's released size)
+
+
+def resolve_image_size(given: Optional[int], module: Any) -> int:
+    """The pictures' side: ``given``, else the size the model was made for (``RePaintModule.picture_size``),
+    else 256."""
+    return int(given or getattr(module, "picture_size", None) or DEFAULT_IMAGE_SIZE)
 
 
 def resolve_channels(given: Optional[int], trainer: Optional[L.Trainer], default: int = 3) -> int:
@@ -532,7 +532,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         return images + [self._relative(p, self.mask_path) for p in list_images(self.mask_path)]
 
     def setup(self, stage: str = "predict") -> None:
-        self.image_size = self.image_size or model_picture_size(self.trainer) or DEFAULT_IMAGE_SIZE
+        self.image_size = resolve_image_size(self.image_size, getattr(self.trainer, "lightning_module", None))
         images = list_images(self.image_path)
         labels = self._image_labels(images)
         masks = self._pair(images, list_images(self.mask_path)) if self.mask_path else None

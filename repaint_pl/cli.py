@@ -395,6 +395,7 @@ def eval_main(args: Optional[list[str]] = None) -> RePaintCLI:
     main = cli.trainer.is_global_zero
     if main:
         os.makedirs(writer.out_dir, exist_ok=True)
+    resolve_data_size(cli)
     config = yaml.safe_load(cli.parser.dump(cli.config, skip_check=True))
     # where sample ids are positions in the input list (the original layout), a changed list is refused
     input_list = getattr(cli.datamodule, "input_list", None)
@@ -411,6 +412,17 @@ def eval_main(args: Optional[list[str]] = None) -> RePaintCLI:
     cli.trainer.predict(cli.model, datamodule=cli.datamodule, return_predictions=False)
     record_failed_inputs(cli, writer.out_dir, write=main)
     return cli
+
+
+def resolve_data_size(cli: RePaintCLI) -> None:
+    """A data class whose ``image_size`` was left unset takes the model's (``resolve_image_size``) now, and the
+    config says so: the fingerprint and the saved config.yaml hold the size the pictures have."""
+    from repaint_pl.datamodules.folders import resolve_image_size
+
+    dm = cli.datamodule
+    if getattr(dm, "image_size", 0) is None:
+        dm.image_size = resolve_image_size(None, cli.model)
+        cli.config["data"]["init_args"]["image_size"] = dm.image_size
 
 
 def id_keys(datamodule: Any) -> dict[str, str]:

@@ -35,6 +35,7 @@ EXCLUDE = (
     "config",
     "repaint_conf",  # its content is in the resolved configuration
     "trust_checkpoint",
+    "random_weights",  # allows a run without weights; what the weights are is hashed (or absent)
     "save_state_at",  # saving branch states (resuming from them, resume_state, does change pictures)
     "state_dir",
     "states.save_state_at",
@@ -52,6 +53,13 @@ EXCLUDE = (
     *WEIGHT_KEYS,  # hashed instead
 )
 KEEP = ("trainer.precision",)
+# options added after output folders were already made: at these values they change nothing and are left out,
+# so that those folders still resume (any other value is part of the fingerprint)
+NEUTRAL = {
+    "steps": None,  # moved into the denoiser's steps or the ADM respacing before the fingerprint is taken
+    "data.init_args.crop_to_mask": None,
+    "data.init_args.mask_convention": "keep",
+}
 # with the original's global noise stream, batches and slices change the pictures
 GLOBAL_NOISE_KEEP = ("data.init_args.batch_size", "data.init_args.max_images", "data.init_args.max_len",
                      "data.init_args.offset", "trainer.devices", "trainer.num_nodes")  # fmt: skip
@@ -92,6 +100,7 @@ def picture_keys(config: Mapping[str, Any], exclude: Iterable[str] = EXCLUDE) ->
     """The configuration's dotted keys that determine the pictures (``config``: the resolved config as a dict)."""
     flat = {k: canonical_class_path(v) if k.endswith("class_path") else v for k, v in flatten(config).items()}
     keep = set(KEEP) | (set(GLOBAL_NOISE_KEEP) if flat.get("model.noise") == "global" else set())
+    flat = {k: v for k, v in flat.items() if k not in NEUTRAL or v != NEUTRAL[k]}
     return {k: v for k, v in sorted(flat.items()) if k in keep or not excluded(k, exclude)}
 
 

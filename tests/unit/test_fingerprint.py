@@ -225,3 +225,21 @@ def test_folder_digest_reads_a_link_loop_once(tmp_path):
     before = weights_digest(str(tmp_path / "model"))
     os.symlink(str(tmp_path / "model"), str(tmp_path / "model" / "self"))
     assert len(weights_digest(str(tmp_path / "model"))) == len(before)  # finishes (no endless walk)
+
+
+def test_options_added_later_leave_older_fingerprints_alone_at_their_neutral_values():
+    """A folder made before crop_to_mask, mask_convention, --steps and --random_weights existed resumes: at
+    their neutral values they are not in the fingerprint; any other value is."""
+    from repaint_pl.fingerprint import picture_keys
+
+    before = {"model": {"seed": 0}, "data": {"init_args": {"image_size": 256, "mask_types": ["thick"]}}}
+    now = {
+        "model": {"seed": 0},
+        "steps": None,
+        "random_weights": True,
+        "data": {"init_args": {"image_size": 256, "mask_types": ["thick"], "crop_to_mask": None,
+                               "mask_convention": "keep"}},
+    }  # fmt: skip
+    assert picture_keys(now) == picture_keys(before)
+    now["data"]["init_args"].update(crop_to_mask=32, mask_convention="fill")
+    assert {"data.init_args.crop_to_mask", "data.init_args.mask_convention"} <= set(picture_keys(now))
