@@ -220,3 +220,17 @@ def test_gmm_rows_and_table_report_each_sampler_against_the_floor():
         ("d_y=2", "DiffPIR (20 steps)")]
     table = gmm_table(rows)
     assert "| 4 | 1 | DiffPIR (20 steps) | 20 |" in table and table.count("\n") == 6
+
+
+def test_prior_command_writes_the_reproduction_table_for_the_chosen_families(tmp_path):
+    from repaint_pl.apps.exact.__main__ import main
+
+    args = ["prior", "--out", str(tmp_path), "--sizes", "4", "--priors", "gaussian", "--samples", "20"]
+    rows = main([*args, "--w2_factor", "0", "--families", "DiffPIR"])
+    assert {r["sampler"] for r in rows} == {"exact posterior", "DiffPIR (100 steps)", "DiffPIR (480 steps)"}
+    assert {r["mask"] for r in rows} == {"none"}
+    text = (tmp_path / "summary.md").read_text()
+    assert "Nothing known" in text and text.count("| gaussian | 4² |") == 3
+    assert not (tmp_path / "exact.png").exists()  # the plot is of rows with known pixels
+    with pytest.raises(ValueError, match="Nope"):
+        main([*args, "--families", "Nope"])

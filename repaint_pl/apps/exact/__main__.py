@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 from repaint_pl.masks import PAPER_MASK_TYPES
 
 from .. import cli
-from .benchmark import NOTHING_KNOWN, PROCESSES, benchmark
+from .benchmark import NOTHING_KNOWN, PROCESSES, benchmark, contenders, core_contenders
 from .priors import ALL_PRIORS, PRIORS
 from .report import write_report
 
@@ -69,6 +69,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
         "than it), so W2 comes from a full-rank sample covariance (0: --samples everywhere)",
     )
     p.add_argument("--jobs", type=int, default=1, help="(prior, size) settings run in parallel processes")
+    p.add_argument("--families", nargs="+", help="only the samplers of these families (e.g. LanPaint SMC)")
     cli.add_threads(p, default=1, help="torch CPU threads (1 is fastest for these small FFTs)")
     if prior_mode:
         p.set_defaults(masks=[NOTHING_KNOWN], priors=list(ALL_PRIORS), sizes=[16])
@@ -81,6 +82,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
         args.masks,
         args.samples,
         args.seed,
+        chosen=chosen_samplers(args.families, bool(args.core_from and min(args.sizes) >= args.core_from)),
         core_from=args.core_from,
         w2_factor=args.w2_factor,
         jobs=args.jobs,
@@ -95,6 +97,17 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
     print(write_report(rows, args.out, heading))
     print(f"written: {args.out}/exact.csv, summary.md, exact.png")
     return rows
+
+
+def chosen_samplers(families: Optional[Sequence[str]], core: bool) -> Optional[list]:
+    """The contenders of ``families`` (None: no filter, the benchmark's defaults) among the core ones or all."""
+    if not families:
+        return None
+    pool = core_contenders() if core else contenders()
+    chosen = [c for c in pool if c.family in families]
+    if not chosen:
+        raise ValueError(f"--families {families}: none of {sorted({c.family for c in pool})}")
+    return chosen
 
 
 if __name__ == "__main__":

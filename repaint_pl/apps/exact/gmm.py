@@ -99,13 +99,17 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
     p.add_argument("--samples", type=int, default=200, help="draws per sampler, problem and d_y")
     p.add_argument("--seeds", type=int, default=2, help="problems (prior weights, observed coordinates and draw)")
     p.add_argument("--all", action="store_true", help="every sampler of the benchmark (default: one point per family)")
+    p.add_argument("--families", nargs="+", help="only the samplers of these families (e.g. LanPaint SMC)")
     cli.add_threads(p, default=1, help="torch CPU threads")
     args = p.parse_args(list(argv or []))
     if any(c >= min(args.dims) for c in args.observed):
         p.error(f"--observed {args.observed}: each d_y must be below every d in --dims {args.dims}")
     cli.set_threads(args.threads)
     start = time.perf_counter()
-    chosen = contenders() if args.all else core_contenders()
+    pool = contenders() if args.all else core_contenders()
+    chosen = [c for c in pool if not args.families or c.family in args.families]
+    if not chosen:
+        p.error(f"--families {args.families}: no such sampler family")
     rows = gmm_rows(args.dims, range(args.seeds), args.samples, chosen, args.observed)
     heading = (
         f"MCGdiff's Gaussian mixture, inpainting case ({args.samples} draws per sampler, {args.seeds} problem(s) "

@@ -125,13 +125,16 @@ def _floors(rows: list[dict]) -> dict[tuple, float]:
     return out
 
 
+FLOOR_MIN = 1e-3  # below this a floor is "zero" (a mode TV when the known pixels pin down one mode): no ratio
+
+
 def _cell(value: float, floor: float) -> str:
     """``value`` and its ratio to the floor (``value (r×)``), or – for a metric that does not apply."""
     if math.isnan(value):
         return "–"
     if math.isinf(value):
         return "∞"
-    if math.isnan(floor) or floor <= 1e-9:
+    if math.isnan(floor) or floor < FLOOR_MIN:
         return f"{value:.3f}"
     return f"{value:.3f} ({value / floor:.1f}×)"
 
@@ -220,9 +223,10 @@ def summary(rows: list[dict], heading: str) -> str:
 
 
 def write_report(rows: list[dict], out: str, heading: str) -> str:
-    """``exact.csv``, ``summary.md`` and ``exact.png`` under ``out``; returns the summary."""
+    """``exact.csv``, ``summary.md`` and (rows with known pixels) ``exact.png`` under ``out``; returns the summary."""
     text = summary(rows, heading)
     write_csv(rows, os.path.join(out, "exact.csv"))
     atomic_write(os.path.join(out, "summary.md"), text)
-    plot(rows, os.path.join(out, "exact.png"))
+    if conditional(rows):  # the plot is of the conditional rows (prior reproduction: the table only)
+        plot(rows, os.path.join(out, "exact.png"))
     return text
