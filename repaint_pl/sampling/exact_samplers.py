@@ -303,6 +303,7 @@ class SMCSampler(Sampler):
         mean, std = self.kernel(d, x0_pred, eps, t, t_prev)
         self.reweight(p, x, mean, std, t, t_prev)
         mean, x0_pred = _gather(mean, p.ancestors), _gather(x0_pred, p.ancestors)
+        std = _gather(std, p.ancestors) if std.dim() else std  # analytic variance: one per particle
         # the locally optimal proposal: N(μ, σ̃²) on unknown pixels, N(μ, σ̃²)·N(a'·y, s'²) on known ones
         a_prev, s_prev = d.scales(t_prev)
         fused_var = std**2 * s_prev**2 / (std**2 + s_prev**2)
