@@ -252,3 +252,30 @@ def test_the_pipeline_and_configs_name_both_samplers():
     paper = jump_times(250, 1, 10, 10)
     assert type(_sampler("smc")) is SMCSampler and _sampler("smc").network_calls(paper) == 400
     assert type(_sampler("lanpaint")) is LanPaintSampler and _sampler("lanpaint").network_calls(paper) == 300
+
+
+@pytest.mark.parametrize("variance", ["posterior", "analytic"])
+def test_a_resampled_particle_moves_from_its_ancestor(variance):
+    """Always resampling, with unit noise: each new particle is its ancestor's reverse step N(μ, σ²) on unknown
+    pixels and N(μ, σ²)·N(a'·y, s'²) on known ones (the fused mean plus the fused std), per particle."""
+    d, prior = process(50), gaussian_prior(4)
+    model = ExactDenoiser(prior, d).bind()[0]
+    g = torch.Generator().manual_seed(1)
+    y, keep = prior.sample(2, g).float(), (torch.rand(2, 1, 4, 4, generator=g) > 0.5).float()
+    x_t = torch.randn(2, 6, 1, 4, 4, generator=g)
+    sampler = SMCSampler(particles=6, ess_threshold=1.0, variance=variance)
+    p = ParticleProblem(model, y, keep, d, PerSampleNoise(0, [0, 1]), None, False, particles=6)
+    p.log_w = torch.randn(2, 6, generator=g) * 3
+    p.particle_noise = lambda: torch.ones(2, 6, 1, 4, 4)
+    x0_pred, eps = sampler.predict_particles(p, x_t, 20)
+    mean, std = sampler.kernel(d, x0_pred, eps, 20, 19)
+    new, _ = sampler.reverse(p, x_t, 20, 19, 0)
+    rows = torch.arange(2)[:, None]
+    mean, std = mean[rows, p.ancestors], (std[rows, p.ancestors] if std.dim() else std)
+    (a, s) = d.scales(19)
+    fused_std = std * s / (std**2 + s**2).sqrt()
+    fused_mean = (s**2 * mean + std**2 * a * y[:, None]) / (std**2 + s**2)
+    known = keep[:, None]
+    expected = known * (fused_mean + fused_std) + (1 - known) * (mean + std)
+    torch.testing.assert_close(new, expected, atol=1e-5, rtol=1e-5)
+    assert (p.log_w == 0).all() and not (p.ancestors == torch.arange(6)).all()
