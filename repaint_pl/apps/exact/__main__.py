@@ -95,7 +95,8 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
         + f"; seed {args.seed}, {args.jobs} process(es), {time.perf_counter() - start:.0f} s)"
     )
     print(write_report(rows, args.out, heading))
-    print(f"written: {args.out}/exact.csv, summary.md, exact.png")
+    plotted = ", exact.png" if any(r["mask"] != NOTHING_KNOWN for r in rows) else ""
+    print(f"written: {args.out}/exact.csv, summary.md{plotted}")
     return rows
 
 
