@@ -51,14 +51,13 @@ def load_flow_pipeline(path: str, pipeline: str, transformer: str, dtype: torch.
     from .pretrained import SINGLE_FILE, PretrainedError, _hub_error, check_source, is_local
 
     check_source(path)
-    root, kwargs = os.path.expanduser(path), dict(vae=None, torch_dtype=dtype)
+    root, kwargs = os.path.expanduser(path), dict(vae=None, dtype=dtype)
     try:
         if path.endswith(SINGLE_FILE):
             if not config:
                 raise PretrainedError(f"{path}: a single-file checkpoint needs --config_dir (a pipeline folder)")
             kwargs["transformer"] = getattr(diffusers, transformer).from_single_file(
-                root, config=os.path.expanduser(config), subfolder="transformer", local_files_only=True,
-                torch_dtype=dtype,
+                root, config=os.path.expanduser(config), subfolder="transformer", local_files_only=True, dtype=dtype,
             )  # fmt: skip
             root = os.path.expanduser(config)
         if is_local(root) and not os.path.isdir(os.path.join(root, "transformer")) and "transformer" not in kwargs:
