@@ -136,3 +136,14 @@ def test_deterministic_ddim_step_is_the_euler_step_of_diffusers():
         theirs = sch.step(problem.model_fn(theirs, torch.tensor([level])), timestep, theirs).prev_sample
         x = ddim_step(process, predict(problem, x, level), level, level - 1, 0.0, torch.zeros_like(x))
         assert torch.allclose(x, theirs, atol=1e-5)
+
+
+def test_explicit_sigmas_are_shifted_as_diffusers_shifts_them():
+    sigmas = [1.0, 0.8, 0.45, 0.2, 0.05]
+    sch = diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0)
+    sch.set_timesteps(sigmas=sigmas)
+    process = FlowConfig(shift=3.0, sigmas=sigmas).build()
+    assert process.num_timesteps == 5
+    assert torch.allclose(process.sigma.flip(0), sch.sigmas[:-1], atol=1e-6)
+    with pytest.raises(FlowConfigError, match="decrease strictly"):
+        FlowConfig(sigmas=[0.5, 0.7]).build()
