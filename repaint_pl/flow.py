@@ -36,7 +36,9 @@ class FlowConfigError(ValueError):
     """A flow-matching scheduler config or option this project cannot use (one line)."""
 
 
-def calculate_shift(image_seq_len: int, base_seq_len: int, max_seq_len: int, base_shift: float, max_shift: float) -> float:
+def calculate_shift(
+    image_seq_len: int, base_seq_len: int, max_seq_len: int, base_shift: float, max_shift: float
+) -> float:
     """μ of resolution-dependent shifting: linear in the number of image tokens (diffusers' pipelines' rule)."""
     slope = (max_shift - base_shift) / (max_seq_len - base_seq_len)
     return image_seq_len * slope + base_shift - slope * base_seq_len
@@ -122,7 +124,11 @@ class FlowConfig:
 
 
 def flow_config(
-    cfg: dict[str, Any], steps: int, spacing: Spacing = "scheduler", image_seq_len: int = 4096, source: str = "scheduler"
+    cfg: dict[str, Any],
+    steps: int,
+    spacing: Spacing = "scheduler",
+    image_seq_len: int = 4096,
+    source: str = "scheduler",
 ) -> FlowConfig:
     """A ``FlowConfig`` from a diffusers scheduler config dict (its ``scheduler_config.json``).
 
