@@ -113,7 +113,7 @@ class FlowDenoiser(nn.Module, Denoiser):
         self.prompt, self.negative_prompt, self.guidance_scale = prompt, negative_prompt, guidance_scale
         self.dtype_name, self.clip_x0 = dtype, None
         self.factor = vae_factor(pretrained, config)
-        self.image_size = image_size or self.default_image_size()
+        self.image_size, self.size_given = image_size or self.default_image_size(), image_size is not None
         tokens = self.tokens_of(self.image_size // self.factor, self.image_size // self.factor)
         self.scheduler_config = dict(self.pipe.scheduler.config)
         self.flow = flow_config(self.scheduler_config, steps, self.spacing, tokens, f"{pretrained} scheduler")
@@ -155,8 +155,21 @@ class FlowDenoiser(nn.Module, Denoiser):
                 x_t.shape[-1] * self.factor,
             )  # fmt: skip
 
+    def follow_picture_size(self, cond: Conditioning) -> None:
+        """Dynamic shifting for the batch's pictures: without an explicit ``image_size``, the σ grid is shifted
+        for the token count of the pictures being inpainted (as diffusers' pipelines do for their height/width)."""
+        if self.size_given or cond.image is None or not self.flow.use_dynamic_shifting:
+            return
+        h, w = cond.image.shape[-2:]
+        tokens = self.tokens_of(h // self.factor, w // self.factor)
+        if tokens != self.flow.image_seq_len:
+            self.image_size = int(h)
+            self.flow = replace(self.flow, image_seq_len=tokens)
+            self.diffusion = self.flow.build()
+
     def bind(self, cond: Conditioning, noise: NoiseSource) -> tuple[ModelFn, Optional[GradFn]]:
         """The velocity of the guided model: ``guided(x_t, t)`` on latent images ``[B, 16, h, w]``."""
+        self.follow_picture_size(cond)
         d, dtype = self.diffusion.to(cond.device), torch_dtype(self.dtype_name)
         positive = texts(cond.prompts, self.prompt, cond.batch_size)
         negative = texts(cond.negative_prompts, self.negative_prompt, cond.batch_size)

@@ -167,3 +167,33 @@ def test_latent_benchmark_runs_the_inpainting_pipelines_at_equal_network_calls(m
     assert r["network_calls"]["repaint_pl_s"] == r["network_calls"]["diffusers_s"] == expected
     assert 0 < r["outside_network_s"]["repaint_pl_s"] < r["repaint_pl_s"]
     assert f"diffusers {bl.LABELS[model][2]}" in bl.report(r)
+
+
+def test_without_an_image_size_the_grid_follows_the_pictures_being_inpainted(tiny_flux):
+    """The batch's pictures (64²) set dynamic shifting's token count, as a fresh denoiser made for 64² has it;
+    an explicit image_size stays as given."""
+    follows = FluxDenoiser(tiny_flux, steps=6)  # made for the default 1024²
+    made_for_64 = FluxDenoiser(tiny_flux, steps=6, image_size=64)
+    picture = torch.zeros(1, 3, 64, 64)
+    follows.bind(Conditioning(1, torch.device("cpu"), image=picture), None)
+    assert torch.equal(follows.diffusion.sigma, made_for_64.diffusion.sigma) and follows.image_size == 64
+    fixed = FluxDenoiser(tiny_flux, steps=6, image_size=256)
+    before = fixed.diffusion.sigma.clone()
+    fixed.bind(Conditioning(1, torch.device("cpu"), image=picture), None)
+    assert torch.equal(fixed.diffusion.sigma, before)
+
+
+def test_coarse_travel_analytic_variance_on_a_flow_uses_the_signal_share_and_skips_pure_noise(tiny_sd3):
+    from repaint_pl.sampling import CoarseTravelSampler
+    from repaint_pl.sampling.steps import Problem
+
+    d = SD3Denoiser(tiny_sd3, steps=10, image_size=64).diffusion
+    sampler = CoarseTravelSampler(analytic_min_alpha_bar=0.0)
+    p = Problem(None, torch.zeros(1, 16, 8, 8), torch.zeros(1, 1, 8, 8), d, None, None, False)
+    top = d.num_timesteps - 1
+    a, s = (float(v) for v in d.scales(top))
+    assert (a == 0) == (not sampler.uses_analytic(p, top))  # σ = 1: no signal, the analytic variance is not used
+    assert sampler.uses_analytic(p, 0)
+    half = CoarseTravelSampler(analytic_min_alpha_bar=0.5)
+    shares = [float(d.scales(t)[0]) ** 2 / sum(float(v) ** 2 for v in d.scales(t)) for t in range(top + 1)]
+    assert [half.uses_analytic(p, t) for t in range(top + 1)] == [x >= 0.5 for x in shares]
