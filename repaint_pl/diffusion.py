@@ -166,6 +166,12 @@ class NoiseProcess(ABC):
     @abstractmethod
     def to(self, device: torch.device | str) -> "NoiseProcess": ...
 
+    def signal_share(self, t: int) -> float:
+        """a_t² / (a_t² + s_t²): the signal's share of x_t's variance at level t (a DDPM's ᾱ_t; for a flow
+        (1−σ)² / ((1−σ)² + σ²)), the one noise-level scale that means the same for every process."""
+        a, s = (float(v) for v in self.scales(t))
+        return a * a / (a * a + s * s)
+
 
 @dataclass(frozen=True)
 class Diffusion(NoiseProcess):
@@ -242,6 +248,10 @@ class Diffusion(NoiseProcess):
             one = torch.ones((), device=self.betas.device)
             return one, torch.zeros_like(one)
         return _at(self.sqrt_alpha_bar, t), _at(self.sqrt_one_minus_alpha_bar, t)
+
+    def signal_share(self, t: int) -> float:
+        """ᾱ_t itself (the table's float32 value, not a square of its square root)."""
+        return float(self.alpha_bar[t]) if t >= 0 else 1.0
 
     def transition(self, t: int, s: int) -> tuple[Tensor, Tensor]:
         """q(x_s | x_t): one level up is RePaint's N(√(1−β_s)·x_t, β_s) from the β tables (as the

@@ -198,10 +198,10 @@ class CoarseTravelSampler(Sampler):
         return table, coarse_grid(process.num_timesteps, self.steps, self.spacing)
 
     def uses_analytic(self, p: Problem, t: int) -> bool:
-        """Whether the step from level t takes the analytic variance (ᾱ_t ≥ the threshold, with ᾱ = a²/(a² + s²),
-        the signal's share: a² for a DDPM, (1−σ)²/((1−σ)² + σ²) for a flow; never at pure noise, a = 0)."""
-        a, s = (float(v) for v in p.process.scales(t))
-        return self.variance == "analytic" and a > 0 and a * a / (a * a + s * s) >= self.analytic_min_alpha_bar
+        """Whether the step from level t takes the analytic variance: ᾱ_t ≥ the threshold, with ᾱ the signal's
+        share (``NoiseProcess.signal_share``: a DDPM's ᾱ, a flow's (1−σ)²/((1−σ)² + σ²)); never at pure noise."""
+        share = p.process.signal_share(t)
+        return self.variance == "analytic" and share > 0 and share >= self.analytic_min_alpha_bar
 
     def reverse(self, p: Problem, x: Tensor, t: int, t_prev: int, index: int) -> tuple[Tensor, Tensor]:
         d = p.process
