@@ -12,6 +12,7 @@ from repaint_pl.apps.exact.gmm import gmm_setting
 from repaint_pl.apps.exact.posterior import posterior, score
 from repaint_pl.apps.exact.priors import (
     ExactDenoiser,
+    colour_prior,
     denoise,
     gaussian_prior,
     grid_gmm,
@@ -94,7 +95,7 @@ def shrunk(samples: torch.Tensor, factor: float) -> torch.Tensor:
     return samples.mean(0) + factor * (samples - samples.mean(0))
 
 
-@pytest.mark.parametrize("make", [gaussian_prior, mixture_prior, stripes_prior])
+@pytest.mark.parametrize("make", [gaussian_prior, mixture_prior, stripes_prior, colour_prior])
 def test_prior_reproduction_check_passes_exact_draws_and_fails_a_shrunk_sampler(make):
     setting = Setting("p", N, ["none"], seed=0, prior=make(N))
     n = 800
@@ -146,7 +147,7 @@ def dense_moments(prior, x_t, a, s):
     return sum(w[k] * eps[k] for k in range(len(eps))), sum(w[k] * x0[k] for k in range(len(x0)))
 
 
-@pytest.mark.parametrize("make", [gaussian_prior, mixture_prior, nonstationary_prior, stripes_prior])
+@pytest.mark.parametrize("make", [gaussian_prior, mixture_prior, nonstationary_prior, stripes_prior, colour_prior])
 @pytest.mark.parametrize("a,s", [(0.2, 0.98), (0.8, 0.6), (0.55, 0.45), (0.0, 1.0)])
 def test_oracle_moments_match_dense_linear_algebra(make, a, s):
     """Both families of the oracle (FFT-diagonal fields, dense eigenbases) at DDPM levels (a² + s² = 1),
@@ -162,8 +163,9 @@ def test_oracle_moments_match_dense_linear_algebra(make, a, s):
         torch.testing.assert_close(x0_hat[i].flatten().double(), want_x0, atol=3e-4, rtol=1e-4)
 
 
-def test_dense_prior_samples_have_its_covariance():
-    prior = stripes_prior(4)
+@pytest.mark.parametrize("make", [stripes_prior, colour_prior])
+def test_dense_prior_samples_have_its_covariance(make):
+    prior = make(4)
     x = prior.sample(40000, torch.Generator().manual_seed(5)).flatten(1)
     w = prior.log_weights.exp()
     mean = (w[:, None] * prior.mean_vectors).sum(0)
@@ -192,6 +194,13 @@ def test_gmm_grid_weights_follow_the_seed_and_the_dimension_must_be_even():
     assert not torch.equal(grid_gmm(8, 1).log_weights, grid_gmm(8, 2).log_weights)
     with pytest.raises(ValueError, match="even"):
         grid_gmm(7)
+
+
+def test_colour_prior_masks_cover_every_channel_of_a_pixel():
+    setting = Setting("colour", 4, ["genhalf"], seed=0)
+    keep = setting.keeps[0]
+    assert keep.shape == (3, 4, 4) and torch.equal(keep[0], keep[1]) and torch.equal(keep[1], keep[2])
+    assert setting.posteriors[0].means.shape[1] == int((keep < 0.5).sum()) == 3 * 8
 
 
 def test_samplers_on_the_flow_reproduce_the_prior_and_approach_the_posterior():

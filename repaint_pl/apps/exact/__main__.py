@@ -39,7 +39,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
         nargs="+",
         default=list(PRIORS),
         choices=list(ALL_PRIORS),
-        help="gaussian, mixture (the samplers were tuned on them); nonstationary, stripes (fresh)",
+        help="gaussian, mixture (the samplers were tuned on them); nonstationary, stripes, colour (fresh)",
     )
     p.add_argument(
         "--masks", nargs="+", default=list(PAPER_MASK_TYPES), help=f"mask types ({NOTHING_KNOWN}: nothing known)"

@@ -291,6 +291,20 @@ def stripes_prior(size: int) -> DensePrior:
     return DensePrior(torch.stack(means), torch.stack(covs), [0.25, 0.2, 0.15, 0.15, 0.15, 0.1], (1, size, size))
 
 
+def colour_prior(size: int) -> DensePrior:
+    """A fresh colour Gaussian (no sampler was tuned on it) on ``[3, n, n]``: Σ = C ⊗ S with the channels'
+    covariance C (std 0.3, correlations 0.8 between neighbouring channels and 0.6 between red and blue) and
+    a squared-exponential spatial correlation S (length 0.15 image widths), plus a white floor; channel means
+    0.1, 0, -0.1."""
+    ys, xs = _grid(size)
+    d2 = (ys[:, None] - ys[None]) ** 2 + (xs[:, None] - xs[None]) ** 2
+    spatial = torch.exp(-0.5 * d2 / 0.15**2)
+    channels = 0.09 * torch.tensor([[1.0, 0.8, 0.6], [0.8, 1.0, 0.8], [0.6, 0.8, 1.0]], dtype=torch.float64)
+    cov = torch.kron(channels, spatial) + 0.05**2 * torch.eye(3 * size * size, dtype=torch.float64)
+    mean = torch.tensor([0.1, 0.0, -0.1], dtype=torch.float64).repeat_interleave(size * size)
+    return DensePrior(mean[None], cov[None], [1.0], (3, size, size))
+
+
 def grid_gmm(dim: int, seed: int = 0) -> DensePrior:
     """MCGdiff's mixture (Cardoso et al., ICLR 2024): 25 unit-covariance Gaussians in ``dim`` (even)
     dimensions with means (8i, 8j, 8i, 8j, ...) for i, j ∈ {-2, ..., 2} and weights z²/Σz², z ~ N(0, 1)
@@ -304,7 +318,11 @@ def grid_gmm(dim: int, seed: int = 0) -> DensePrior:
 
 
 PRIORS = {"gaussian": gaussian_prior, "mixture": mixture_prior}  # the priors the samplers were tuned on
-FRESH_PRIORS = {"nonstationary": nonstationary_prior, "stripes": stripes_prior}  # never used for tuning
+FRESH_PRIORS = {  # never used for tuning
+    "nonstationary": nonstationary_prior,
+    "stripes": stripes_prior,
+    "colour": colour_prior,
+}
 ALL_PRIORS = {**PRIORS, **FRESH_PRIORS}
 
 
