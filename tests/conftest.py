@@ -112,3 +112,38 @@ def tiny_ckpt(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def image_folders(tmp_path_factory) -> tuple[str, str]:
     return write_folder_pair(str(tmp_path_factory.mktemp("data")))
+
+
+def saved(tmp_path_factory, name: str, build) -> str:
+    """A tiny random diffusers pipeline (``build()``) saved with ``save_pretrained`` into a temp folder."""
+    path = str(tmp_path_factory.mktemp(name) / name)
+    build().save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory) -> str:
+    from repaint_pl.apps.tiny import tiny_sd_pipeline
+
+    return saved(tmp_path_factory, "tiny_sd", tiny_sd_pipeline)
+
+
+@pytest.fixture(scope="session")
+def tiny_ddpm(tmp_path_factory) -> str:
+    from repaint_pl.apps.tiny import tiny_ddpm_pipeline
+
+    return saved(tmp_path_factory, "tiny_ddpm", tiny_ddpm_pipeline)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd3(tmp_path_factory) -> str:
+    from repaint_pl.apps.tiny import tiny_sd3_pipeline
+
+    return saved(tmp_path_factory, "tiny_sd3", tiny_sd3_pipeline)
+
+
+@pytest.fixture(scope="session")
+def tiny_flux(tmp_path_factory) -> str:
+    from repaint_pl.apps.tiny import tiny_flux_pipeline
+
+    return saved(tmp_path_factory, "tiny_flux", tiny_flux_pipeline)

@@ -10,17 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from repaint_pl.apps.tiny import tiny_sd3_pipeline
 from repaint_pl.cli import eval_main
 
 pytest.importorskip("diffusers")
 
 
-@pytest.fixture(scope="module")
-def sd3(tmp_path_factory) -> str:
-    path = str(tmp_path_factory.mktemp("sd3") / "tiny_sd3")
-    tiny_sd3_pipeline().save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +32,12 @@ def pictures(tmp_path_factory) -> str:
     [("lanpaint", ["--model.sampler.init_args.thinking", "2"], 4 * (1 + 2)),
      ("smc", ["--model.sampler.init_args.particles", "3"], 4 * 3)],
 )  # fmt: skip
-def test_latent_flow_model_with_the_sampler(tmp_path, sd3, pictures, name, extra, calls):
+def test_latent_flow_model_with_the_sampler(tmp_path, tiny_sd3, pictures, name, extra, calls):
     """Two pictures in one batch (the prompt's embeddings and CFG have 2 rows): every known pixel is the input's,
     the holes are filled, and each picture's network calls are the sampler's own count."""
     out = str(tmp_path / name)
     eval_main([
-        "--pretrained", sd3, "--prompt", "a cat", "--images", pictures, "--image_size", "64", "--masks", "thick",
+        "--pretrained", tiny_sd3, "--prompt", "a cat", "--images", pictures, "--image_size", "64", "--masks", "thick",
         "--steps", "10", "--config", f"configs/sampler/{name}.yaml", "--model.sampler.init_args.steps", "4", *extra,
         "--accelerator", "cpu", "--out", out, "--data.init_args.batch_size", "2", "--progress.refresh_rate", "0",
     ])  # fmt: skip

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from repaint_pl.apps.tiny import tiny_flux_pipeline, tiny_sd3_pipeline
 from repaint_pl.cli import eval_main
 from repaint_pl.sampling import CoarseTravelSampler
 from repaint_pl.schedules import JumpSchedule, count_network_calls
@@ -17,13 +16,6 @@ from repaint_pl.schedules import JumpSchedule, count_network_calls
 pytest.importorskip("diffusers")
 
 
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("flow_models")
-    paths = {"sd3": str(root / "tiny_sd3"), "flux": str(root / "tiny_flux")}
-    tiny_sd3_pipeline().save_pretrained(paths["sd3"])
-    tiny_flux_pipeline().save_pretrained(paths["flux"])
-    return paths
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +57,8 @@ def run(out: str, folder: str, pictures: str, *extra: str) -> None:
 
 
 @pytest.mark.parametrize("model", ["sd3", "flux"])
-def test_eval_pretrained_flow_model(tmp_path, folders, pictures, model):
+def test_eval_pretrained_flow_model(tmp_path, tiny_sd3, tiny_flux, pictures, model):
+    folders = {"sd3": tiny_sd3, "flux": tiny_flux}
     out = str(tmp_path / model)
     run(out, folders[model], pictures)
     check_outputs(out, ["thick", "genhalf"], ["astronaut", "coffee"])
@@ -73,21 +66,21 @@ def test_eval_pretrained_flow_model(tmp_path, folders, pictures, model):
     assert meta["network_calls"] == JumpSchedule(jump_length=2, jump_n_sample=2).network_calls(10)
 
 
-def test_fast_sampler_config_on_a_flow_model(tmp_path, folders, pictures):
+def test_fast_sampler_config_on_a_flow_model(tmp_path, tiny_sd3, pictures):
     out = str(tmp_path / "fast")
-    run(out, folders["sd3"], pictures, "--config", "configs/sampler/fast.yaml", "--steps", "20",
+    run(out, tiny_sd3, pictures, "--config", "configs/sampler/fast.yaml", "--steps", "20",
         "--model.sampler.init_args.jump_n_sample", "2", "--masks", "thick")  # fmt: skip
     check_outputs(out, ["thick"], ["astronaut", "coffee"])
     meta = json.load(open(os.path.join(out, "meta", "thick", "astronaut.json")))
     assert meta["network_calls"] == CoarseTravelSampler(jump_n_sample=2).network_calls([])
 
 
-def test_a_branch_from_a_saved_flow_state_continues_the_run(tmp_path, folders, pictures):
+def test_a_branch_from_a_saved_flow_state_continues_the_run(tmp_path, tiny_sd3, pictures):
     """Branching on the flow: the saved rest from a saved latent state gives the uninterrupted run's pixels."""
     trunk, branch, states = str(tmp_path / "trunk"), str(tmp_path / "branch"), str(tmp_path / "states")
     one = ["--masks", "thick", "--progress.refresh_rate", "0", "--metrics.enabled", "false"]
-    run(trunk, folders["sd3"], pictures, *one, "--save_state_at", "10", "--state_dir", states)
-    run(branch, folders["sd3"], pictures, *one, "--resume_state", states, "--resume_times", "saved")
+    run(trunk, tiny_sd3, pictures, *one, "--save_state_at", "10", "--state_dir", states)
+    run(branch, tiny_sd3, pictures, *one, "--resume_state", states, "--resume_times", "saved")
     times = JumpSchedule(jump_length=2, jump_n_sample=2).times(10)
     for name in ("astronaut", "coffee"):
         whole, rest = (picture(o, "thick", name) for o in (trunk, branch))

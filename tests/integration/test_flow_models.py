@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from repaint_pl.apps.tiny import tiny_flux_pipeline, tiny_sd3_pipeline
 from repaint_pl.denoisers import Conditioning
 from repaint_pl.flow_models import FluxDenoiser, SD3Denoiser, pack, patch_ids, unpack
 from repaint_pl.noise import PerSampleNoise
@@ -21,18 +20,8 @@ from repaint_pl.spaces import LatentSpace
 diffusers = pytest.importorskip("diffusers")
 
 
-@pytest.fixture(scope="session")
-def tiny_sd3(tmp_path_factory) -> str:
-    path = str(tmp_path_factory.mktemp("sd3") / "tiny_sd3")
-    tiny_sd3_pipeline().save_pretrained(path)
-    return path
 
 
-@pytest.fixture(scope="session")
-def tiny_flux(tmp_path_factory) -> str:
-    path = str(tmp_path_factory.mktemp("flux") / "tiny_flux")
-    tiny_flux_pipeline().save_pretrained(path)
-    return path
 
 
 def euler_walk(denoiser, x_T: torch.Tensor, prompts=None, negative=None) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch
 from conftest import TINY, randomize
 from PIL import Image
 
-from repaint_pl.apps.tiny import tiny_ddpm_pipeline, tiny_sd_pipeline
+from repaint_pl.apps.tiny import tiny_sd_pipeline
 from repaint_pl.cli import eval_main
 from repaint_pl.denoisers import Conditioning, StableDiffusionDenoiser
 from repaint_pl.diffusion import DiffusionConfig, p_mean_variance
@@ -35,18 +35,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # ----------------------------------------------------------------------------- tiny components
 
 
-@pytest.fixture(scope="session")
-def tiny_sd(tmp_path_factory) -> str:
-    path = str(tmp_path_factory.mktemp("sd") / "tiny_sd")
-    tiny_sd_pipeline().save_pretrained(path)
-    return path
 
 
-@pytest.fixture(scope="session")
-def tiny_ddpm(tmp_path_factory) -> str:
-    path = str(tmp_path_factory.mktemp("ddpm") / "tiny_ddpm")
-    tiny_ddpm_pipeline().save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="session")
