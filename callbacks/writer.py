@@ -28,11 +28,11 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
+from repaint_pl.datamodules.folders import crop_name
+from repaint_pl.datamodules.images import keep_from_levels, read_image, read_mask_levels
 from torch import Tensor
 
 from repaint_pl.crops import Box, stitch
-from repaint_pl.datamodules.folders import crop_name
-from repaint_pl.datamodules.images import keep_from_levels, read_image, read_mask_levels
 from repaint_pl.files import atomic_write
 
 KINDS = ("inpainted", "gt", "gt_masked", "gt_keep_mask")

@@ -32,7 +32,15 @@ from ..schedules import count_network_calls
 from .loop import Sampler, StepHook, walk
 from .policies import coarse_grid
 from .steps import (
-    GradFn, ModelFn, Problem, ddim_step, inject_known, known_in_x0, posterior_std, predict, x0_variance,
+    GradFn,
+    ModelFn,
+    Problem,
+    ddim_step,
+    inject_known,
+    known_in_x0,
+    posterior_std,
+    predict,
+    x0_variance,
 )  # fmt: skip
 
 

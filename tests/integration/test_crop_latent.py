@@ -6,7 +6,6 @@ import os
 
 import numpy as np
 from PIL import Image
-from test_pretrained import tiny_sd  # noqa: F401  (the session's tiny Stable Diffusion folder)
 
 from repaint_pl.cli import eval_main
 

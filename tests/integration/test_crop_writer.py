@@ -9,9 +9,10 @@ import numpy as np
 import torch
 from PIL import Image
 from repaint_pl.callbacks import RePaintWriter
-from repaint_pl.crops import Box, stitch
 from repaint_pl.datamodules import ImageFolderDataModule
 from torch.utils.data import default_collate
+
+from repaint_pl.crops import Box, stitch
 
 
 def crop_items(root) -> list[dict]:

@@ -4,6 +4,7 @@ stitched picture keeps every known byte; the model sees one crop per hole region
 import numpy as np
 import pytest
 import torch
+
 from repaint_pl.crops import CropError, as_keep, crop, hole_boxes, inpaint_crops, model_size, stitch
 
 

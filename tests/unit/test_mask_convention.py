@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from repaint_pl.argv import expand_short_flags
 from repaint_pl.datamodules import ImageFolderDataModule
 from repaint_pl.datamodules.folders import CropItems, sample_id
+
+from repaint_pl.argv import expand_short_flags
 
 RNG = np.random.default_rng(0)
 

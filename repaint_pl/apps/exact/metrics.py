@@ -15,6 +15,7 @@ the reference draws it is compared with: what a perfect sampler scores with this
 from __future__ import annotations
 
 import math
+
 import torch
 from torch import Tensor
 
