@@ -32,23 +32,9 @@ def byte_vocab() -> dict[str, int]:
 
 def tiny_sd_pipeline(prediction_type: str = "epsilon"):
     """A Stable Diffusion pipeline with 64² pictures → 8² latents (VAE factor 8), CLIP width 32."""
-    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from diffusers import DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 
     torch.manual_seed(0)
-    vocab = byte_vocab()
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16)
-    text_config = CLIPTextConfig(
-        hidden_size=32,
-        intermediate_size=37,
-        num_attention_heads=4,
-        num_hidden_layers=2,
-        vocab_size=len(vocab),
-        max_position_embeddings=16,
-        bos_token_id=vocab["<|startoftext|>"],
-        eos_token_id=vocab["<|endoftext|>"],
-        pad_token_id=vocab["<|endoftext|>"],
-    )
     unet = UNet2DConditionModel(
         sample_size=8,
         in_channels=4,
@@ -61,14 +47,7 @@ def tiny_sd_pipeline(prediction_type: str = "epsilon"):
         attention_head_dim=4,
         norm_num_groups=8,
     )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 8, 8, 8),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        latent_channels=4,
-        norm_num_groups=4,
-        layers_per_block=1,
-    )
+    vae = tiny_vae()  # drawn from the seeded generator after the UNet, as before
     scheduler = DDPMScheduler(
         beta_schedule="scaled_linear",
         beta_start=0.00085,
@@ -79,15 +58,14 @@ def tiny_sd_pipeline(prediction_type: str = "epsilon"):
     )
     return StableDiffusionPipeline(
         vae=vae,
-        text_encoder=randomize(CLIPTextModel(text_config), 1, 0.2),
-        tokenizer=tokenizer,
+        text_encoder=tiny_clip(1),
+        tokenizer=tiny_clip_tokenizer(),
         unet=randomize(unet, 2, 0.15),
         scheduler=scheduler,
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
     )
-
 
 def tiny_ddpm_pipeline(sample_size: int = 32):
     """A diffusers DDPMPipeline: a small UNet2DModel (RGB) and the default linear DDPMScheduler."""
