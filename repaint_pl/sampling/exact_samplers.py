@@ -21,19 +21,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Literal, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 import torch
 from torch import Tensor
 
 from ..diffusion import Decoded, NoiseProcess
-from ..noise import NoiseSource
 from ..schedules import count_network_calls
 from .loop import Sampler, StepHook, walk
 from .policies import coarse_grid
 from .steps import (
-    GradFn,
-    ModelFn,
     Problem,
     ddim_step,
     inject_known,
@@ -328,24 +325,14 @@ class SMCSampler(Sampler):
         index = log_w.argmax(1, keepdim=True) if u is None else inverse_cdf(log_w, u[:, None])
         return _gather(x, index)[:, 0]
 
-    def __call__(
-        self,
-        model_fn: ModelFn,
-        x0: Tensor,
-        keep_mask: Tensor,
-        times: Sequence[int],
-        diffusion: NoiseProcess,
-        noise: NoiseSource,
-        *,
-        grad_fn: Optional[GradFn] = None,
-        clip_x0: bool | float = True,
-        x_start: Optional[Tensor] = None,
-        start_index: int = 0,
-        on_step: Optional[StepHook] = None,
-    ) -> Tensor:
-        p = ParticleProblem(
-            model_fn, x0, keep_mask, diffusion.to(x0.device), noise, grad_fn, clip_x0, particles=self.particles
-        )
+    def problem(self, *fields: Any) -> ParticleProblem:
+        return ParticleProblem(*fields, particles=self.particles)
+
+    def run(
+        self, p: Problem, times: Sequence[int], *, x_start: Optional[Tensor], start_index: int,
+        on_step: Optional[StepHook],
+    ) -> Tensor:  # fmt: skip
+        """The particle filter's walk; one particle per picture at the end (drawn by weight)."""
         if x_start is None:
             x_start = p.particle_noise()
         else:  # a saved state: every particle starts there

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Optional, Protocol, Sequence
+from typing import Any, Optional, Protocol, Sequence
 
 from torch import Tensor
 
@@ -106,8 +106,19 @@ class Sampler(ABC):
         start_index: int = 0,
         on_step: Optional[StepHook] = None,
     ) -> Tensor:
-        problem = Problem(model_fn, x0, keep_mask, diffusion.to(x0.device), noise, grad_fn, clip_x0)
-        return walk(self, problem, times, x_start=x_start, start_index=start_index, on_step=on_step)
+        problem = self.problem(model_fn, x0, keep_mask, diffusion.to(x0.device), noise, grad_fn, clip_x0)
+        return self.run(problem, times, x_start=x_start, start_index=start_index, on_step=on_step)
+
+    def problem(self, *fields: Any) -> Problem:
+        """The problem the walk works on, from ``Problem``'s fields (a particle sampler adds its particles)."""
+        return Problem(*fields)
+
+    def run(
+        self, p: Problem, times: Sequence[int], *, x_start: Optional[Tensor], start_index: int,
+        on_step: Optional[StepHook],
+    ) -> Tensor:  # fmt: skip
+        """The walk from x_T (or ``x_start``) to the final sample (a particle sampler picks one per picture)."""
+        return walk(self, p, times, x_start=x_start, start_index=start_index, on_step=on_step)
 
 
 def walk(
