@@ -147,3 +147,31 @@ def tiny_flux(tmp_path_factory) -> str:
     from repaint_pl.apps.tiny import tiny_flux_pipeline
 
     return saved(tmp_path_factory, "tiny_flux", tiny_flux_pipeline)
+
+
+@pytest.fixture(scope="session")
+def pictures(tmp_path_factory) -> str:
+    """Two 64² photos with a prompt each (a sidecar prompts.txt), for the text models' eval runs."""
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("pictures")
+    for name in ("astronaut", "coffee"):
+        Image.fromarray(getattr(data, name)()).resize((64, 64)).save(root / f"{name}.png")
+    (root / "prompts.txt").write_text("an astronaut\na cup of coffee\n")
+    return str(root)
+
+
+def check_known_pixels(out: str, kinds: list[str], names: list[str]) -> None:
+    """eval.py's outputs: one 64² RGB picture per image and mask type whose known pixels equal the input and
+    whose fill does not, and a metrics.csv row for each."""
+    for kind in kinds:
+        for name in names:
+            result, gt, keep = (np.asarray(Image.open(os.path.join(out, folder, kind, name + ".png")))
+                                for folder in ("inpainted", "gt", "gt_keep_mask"))  # fmt: skip
+            keep = keep > 127
+            assert result.shape == (64, 64, 3)
+            assert np.array_equal(result[keep], gt[keep]), "known pixels must equal the input"
+            assert not np.array_equal(result[~keep], gt[~keep])
+    with open(os.path.join(out, "metrics.csv")) as f:
+        rows = f.read().strip().splitlines()
+    assert len(rows) == 1 + len(kinds) * len(names) and "psnr" in rows[0]

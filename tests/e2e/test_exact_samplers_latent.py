@@ -15,8 +15,6 @@ from repaint_pl.cli import eval_main
 pytest.importorskip("diffusers")
 
 
-
-
 @pytest.fixture(scope="module")
 def pictures(tmp_path_factory) -> str:
     from skimage import data

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import check_known_pixels
 from PIL import Image
 
 from repaint_pl.cli import eval_main
@@ -16,36 +17,8 @@ from repaint_pl.schedules import JumpSchedule, count_network_calls
 pytest.importorskip("diffusers")
 
 
-
-
-@pytest.fixture(scope="module")
-def pictures(tmp_path_factory) -> str:
-    """Two 64² photos with a prompt each (sidecar prompts.txt)."""
-    from skimage import data
-
-    root = tmp_path_factory.mktemp("flow_pictures")
-    for name in ("astronaut", "coffee"):
-        Image.fromarray(getattr(data, name)()).resize((64, 64)).save(root / f"{name}.png")
-    (root / "prompts.txt").write_text("an astronaut\na cup of coffee\n")
-    return str(root)
-
-
 def picture(out: str, kind: str, name: str) -> np.ndarray:
     return np.asarray(Image.open(os.path.join(out, "inpainted", kind, name + ".png")))
-
-
-def check_outputs(out: str, kinds: list[str], names: list[str]) -> None:
-    """One PNG per image and mask type whose known pixels equal the input, and a metrics row for each."""
-    for kind in kinds:
-        for name in names:
-            result = picture(out, kind, name)
-            gt = np.asarray(Image.open(os.path.join(out, "gt", kind, name + ".png")))
-            keep = np.asarray(Image.open(os.path.join(out, "gt_keep_mask", kind, name + ".png"))) > 127
-            assert result.shape == (64, 64, 3)
-            assert np.array_equal(result[keep], gt[keep]), "known pixels must equal the input"
-            assert not np.array_equal(result[~keep], gt[~keep])
-    with open(os.path.join(out, "metrics.csv")) as f:
-        assert len(f.read().strip().splitlines()) == 1 + len(kinds) * len(names)
 
 
 def run(out: str, folder: str, pictures: str, *extra: str) -> None:
@@ -61,7 +34,7 @@ def test_eval_pretrained_flow_model(tmp_path, tiny_sd3, tiny_flux, pictures, mod
     folders = {"sd3": tiny_sd3, "flux": tiny_flux}
     out = str(tmp_path / model)
     run(out, folders[model], pictures)
-    check_outputs(out, ["thick", "genhalf"], ["astronaut", "coffee"])
+    check_known_pixels(out, ["thick", "genhalf"], ["astronaut", "coffee"])
     meta = json.load(open(os.path.join(out, "meta", "thick", "astronaut.json")))
     assert meta["network_calls"] == JumpSchedule(jump_length=2, jump_n_sample=2).network_calls(10)
 
@@ -70,7 +43,7 @@ def test_fast_sampler_config_on_a_flow_model(tmp_path, tiny_sd3, pictures):
     out = str(tmp_path / "fast")
     run(out, tiny_sd3, pictures, "--config", "configs/sampler/fast.yaml", "--steps", "20",
         "--model.sampler.init_args.jump_n_sample", "2", "--masks", "thick")  # fmt: skip
-    check_outputs(out, ["thick"], ["astronaut", "coffee"])
+    check_known_pixels(out, ["thick"], ["astronaut", "coffee"])
     meta = json.load(open(os.path.join(out, "meta", "thick", "astronaut.json")))
     assert meta["network_calls"] == CoarseTravelSampler(jump_n_sample=2).network_calls([])
 

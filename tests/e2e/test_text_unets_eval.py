@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import check_known_pixels
 from PIL import Image
 
 from repaint_pl.apps.tiny import tiny_sd_inpaint_pipeline, tiny_sdxl_pipeline
@@ -24,18 +25,6 @@ BUILDERS = {
 NAMES, KINDS = ["astronaut", "coffee"], ["thick", "genhalf"]
 
 
-@pytest.fixture(scope="module")
-def pictures(tmp_path_factory) -> str:
-    """Two 64² photos, each with its own prompt (prompts.txt)."""
-    from skimage import data
-
-    root = tmp_path_factory.mktemp("pictures")
-    for name in NAMES:
-        Image.fromarray(getattr(data, name)()).resize((64, 64)).save(root / f"{name}.png")
-    (root / "prompts.txt").write_text("an astronaut\na cup of coffee\n")
-    return str(root)
-
-
 def folder(tmp_path, name: str) -> str:
     path = str(tmp_path / name)
     BUILDERS[name]().save_pretrained(path)
@@ -48,21 +37,6 @@ def run_eval(model: str, pictures: str, out: str, *extra: str) -> None:
     eval_main([*args, "--data.init_args.batch_size", "2", *extra])
 
 
-def check_outputs(out: str) -> None:
-    """One picture per image and mask type, known pixels equal to the input, a fill that is not; metrics.csv."""
-    for kind in KINDS:
-        for name in NAMES:
-            result = np.asarray(Image.open(os.path.join(out, "inpainted", kind, name + ".png")))
-            gt = np.asarray(Image.open(os.path.join(out, "gt", kind, name + ".png")))
-            keep = np.asarray(Image.open(os.path.join(out, "gt_keep_mask", kind, name + ".png"))) > 127
-            assert result.shape == (64, 64, 3)
-            assert np.array_equal(result[keep], gt[keep]), "known pixels must equal the input"
-            assert not np.array_equal(result[~keep], gt[~keep])
-    with open(os.path.join(out, "metrics.csv")) as f:
-        rows = f.read().strip().splitlines()
-    assert len(rows) == 1 + len(KINDS) * len(NAMES) and "psnr" in rows[0]
-
-
 def calls(out: str) -> int:
     with open(os.path.join(out, "meta", "thick", "astronaut.json")) as f:
         return json.load(f)["network_calls"]
@@ -72,7 +46,7 @@ def calls(out: str) -> int:
 def test_eval_repaints_with_sdxl_and_sd_inpainting_folders(tmp_path, pictures, name):
     out = str(tmp_path / "out")
     run_eval(folder(tmp_path, name), pictures, out, "--jump_length", "2", "--jump_n_sample", "2")
-    check_outputs(out)
+    check_known_pixels(out, KINDS, NAMES)
     assert calls(out) == JumpSchedule(jump_length=2, jump_n_sample=2).network_calls(10)
     with open(os.path.join(out, "fingerprint.json")) as f:
         denoiser = json.load(f)["model.denoiser.class_path"]
@@ -87,8 +61,8 @@ def test_eval_sdxl_inpainting_alone_and_with_repaint(tmp_path, pictures):
     no_injection = os.path.join(ROOT, "configs", "sampler", "no_injection.yaml")
     run_eval(model, pictures, alone, "--config", no_injection, "--jump_length", "1", "--jump_n_sample", "1")
     run_eval(model, pictures, repaint, "--jump_length", "2", "--jump_n_sample", "2", "--negative_prompt", "blurry")
-    check_outputs(alone)
-    check_outputs(repaint)
+    check_known_pixels(alone, KINDS, NAMES)
+    check_known_pixels(repaint, KINDS, NAMES)
     assert calls(alone) == 10
     a = np.asarray(Image.open(os.path.join(alone, "inpainted", "thick", "coffee.png")))
     b = np.asarray(Image.open(os.path.join(repaint, "inpainted", "thick", "coffee.png")))

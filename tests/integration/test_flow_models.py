@@ -20,10 +20,6 @@ from repaint_pl.spaces import LatentSpace
 diffusers = pytest.importorskip("diffusers")
 
 
-
-
-
-
 def euler_walk(denoiser, x_T: torch.Tensor, prompts=None, negative=None) -> torch.Tensor:
     """Our deterministic walk over all levels from x_T, nothing known."""
     fn, _ = denoiser.bind(Conditioning(len(x_T), x_T.device, None, prompts, negative), None)

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, randomize
+from conftest import TINY, check_known_pixels, randomize
 from PIL import Image
 
 from repaint_pl.apps.tiny import tiny_sd_pipeline
@@ -33,22 +33,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 # ----------------------------------------------------------------------------- tiny components
-
-
-
-
-
-
-@pytest.fixture(scope="session")
-def pictures(tmp_path_factory) -> str:
-    """Two 64² photos and a prompt per photo (sidecar prompts.txt)."""
-    from skimage import data
-
-    root = tmp_path_factory.mktemp("pictures")
-    for name in ("astronaut", "coffee"):
-        Image.fromarray(getattr(data, name)()).resize((64, 64)).save(root / f"{name}.png")
-    (root / "prompts.txt").write_text("an astronaut\na cup of coffee\n")
-    return str(root)
 
 
 # ----------------------------------------------------------------------------- noise processes
@@ -240,19 +224,6 @@ def run_eval(out: str, *args: str) -> None:
     eval_main([*args, "--accelerator", "cpu", "--out", out, "--data.init_args.batch_size", "2"])
 
 
-def check_outputs(out: str, kinds: list[str], names: list[str]) -> None:
-    for kind in kinds:
-        for name in names:
-            result = np.asarray(Image.open(os.path.join(out, "inpainted", kind, name + ".png")))
-            gt = np.asarray(Image.open(os.path.join(out, "gt", kind, name + ".png")))
-            keep = np.asarray(Image.open(os.path.join(out, "gt_keep_mask", kind, name + ".png"))) > 127
-            assert result.shape == (64, 64, 3)
-            assert np.array_equal(result[keep], gt[keep]), "known pixels must equal the input"
-            assert not np.array_equal(result[~keep], gt[~keep])
-    with open(os.path.join(out, "metrics.csv")) as f:
-        assert len(f.read().strip().splitlines()) == 1 + len(kinds) * len(names)
-
-
 @pytest.mark.slow
 def test_eval_pretrained_stable_diffusion_with_per_image_prompts(tmp_path, tiny_sd, pictures):
     out = str(tmp_path / "sd")
@@ -275,7 +246,7 @@ def test_eval_pretrained_stable_diffusion_with_per_image_prompts(tmp_path, tiny_
         "--jump_n_sample",
         "2",
     )
-    check_outputs(out, ["thick", "genhalf"], ["astronaut", "coffee"])
+    check_known_pixels(out, ["thick", "genhalf"], ["astronaut", "coffee"])
     meta = json.load(open(os.path.join(out, "meta", "thick", "astronaut.json")))
     assert meta["network_calls"] == JumpSchedule(jump_length=2, jump_n_sample=2).network_calls(10)
 
@@ -302,7 +273,7 @@ def test_eval_pretrained_pixel_ddpm(tmp_path, tiny_ddpm, pictures):
         "--model.paste_known",
         "true",
     )
-    check_outputs(out, ["thick", "genhalf"], ["astronaut", "coffee"])
+    check_known_pixels(out, ["thick", "genhalf"], ["astronaut", "coffee"])
 
 
 def test_single_picture_with_a_mask_file(tmp_path, tiny_sd, pictures):
