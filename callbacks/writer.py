@@ -19,6 +19,7 @@ staged files of finished pictures are removed.  Crops of one picture may be samp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from typing import Any, Optional, Sequence
@@ -243,14 +244,19 @@ class RePaintWriter(BasePredictionWriter):
                 self._unstage(info)
 
     def _unstage(self, info: dict[str, Any]) -> None:
+        """Remove a stitched picture's staged crops, then the folders they leave empty. Every process unstages
+        its own pictures at the same time, so a file or folder another process already removed is not an error,
+        and a folder that still holds another picture's crops stays (its last process removes it)."""
         staging = os.path.join(self.out_dir, STAGING)
         for k in range(info["crop_count"]):
-            path = self.staging_path(info["picture"], k)
-            if os.path.isfile(path):
-                os.remove(path)
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.staging_path(info["picture"], k))
         folder = os.path.dirname(self.staging_path(info["picture"], 0))
-        while os.path.isdir(folder) and not os.listdir(folder) and os.path.commonpath([folder, staging]) == staging:
-            os.rmdir(folder)
+        while os.path.commonpath([folder, staging]) == staging:
+            try:
+                os.rmdir(folder)
+            except OSError:  # not empty yet, or removed by another process
+                break
             folder = os.path.dirname(folder)
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

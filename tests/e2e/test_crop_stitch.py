@@ -105,6 +105,7 @@ def test_two_processes_split_a_pictures_crops_and_write_the_one_process_pictures
                           text=True, cwd=str(tmp_path), timeout=300,
                           env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1"))  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not os.path.exists(tmp_path / "ddp" / "staging")  # both processes unstaged; neither tripped on the other
     assert cli.eval_main([*common, "--out", str(tmp_path / "one")]).exit_status == 0
     for kind in ("inpainted", "gt", "gt_masked", "gt_keep_mask"):
         for name in ("one.png", "two.png"):
