@@ -515,9 +515,21 @@ def command(main: Callable[[], Any]) -> None:
             raise
         print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(2)
+    leave_process_group()
     status = getattr(result, "exit_status", 0)
     if status:
         sys.exit(status)
+
+
+def leave_process_group() -> None:
+    """End a finished multi-process run's process group before the interpreter exits. Lightning does this
+    for NCCL only; a gloo group (DDP on CPUs) left open can abort its process at exit ('terminate called
+    without an active exception', status -6) once the other process has closed the connection first."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()  # neither process closes the connection while the other still uses it
+        dist.destroy_process_group()
 
 
 def one_line(e: BaseException) -> str:
