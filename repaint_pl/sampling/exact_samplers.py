@@ -148,28 +148,29 @@ class LanPaintSampler(Sampler):
 # --------------------------------------------------------------------------
 
 
-def gaussian_log_density(x: Tensor, mean: Tensor, var: Tensor, where: Tensor) -> Tensor:
+def gaussian_log_density(x: Tensor, mean: Tensor, var: Any, where: Tensor) -> Tensor:
     """Σ over the pixels at ``where`` of log N(x; mean, var), per particle: ``[B, K]`` for ``x`` or ``mean``
-    ``[B, K, C, H, W]``, ``where`` ``[B, 1, C, H, W]`` and one variance per particle (``[]`` or ``[B, K, 1, 1, 1]``)."""
+    ``[B, K, C, H, W]`` and ``where`` ``[B, 1, C, H, W]``; ``var`` broadcasts to them (a number, one per particle
+    ``[B, K, 1, 1, 1]``, or one per pixel)."""
     var = torch.as_tensor(var, dtype=torch.float32, device=x.device)
-    square = ((x - mean) ** 2 * where).flatten(2).sum(-1)
-    count = where.flatten(2).sum(-1)
-    var = var.reshape(var.shape[:2]) if var.dim() else var
-    return -0.5 * (square / var + count * torch.log(2 * math.pi * var))
+    terms = (x - mean) ** 2 / var + torch.log(2 * math.pi * var)
+    return -0.5 * (terms * where).flatten(2).sum(-1)
 
 
 def incremental_log_weight(
-    d: NoiseProcess, x_t: Tensor, mean: Tensor, std: Tensor, y: Tensor, known: Tensor, t: int, t_prev: int
-) -> Tensor:
+    d: NoiseProcess, x_t: Tensor, mean: Tensor, std: Tensor, y: Tensor, known: Tensor, t: int, t_prev: int,
+    noise_var: Any = 0.0,
+) -> Tensor:  # fmt: skip
     """log of ∫ p(x_{t'} | x_t) g_{t'}(x_{t'}) dx_{t'} / g_t(x_t) per particle, ``[B, K]`` (t' = ``t_prev``).
 
-    p(x_{t'} | x_t) = N(mean, std²) (the reverse step), g_t(x) = N(x^known; a_t·y, s_t²) (the known pixels'
-    forward marginal given the known image y): the predictive likelihood of the noised known pixels at t'
-    over their likelihood at t.  ``x_t``, ``mean``: ``[B, K, C, H, W]``; ``y``, ``known``: ``[B, 1, C, H, W]``.
+    p(x_{t'} | x_t) = N(mean, std²) (the reverse step), g_t(x) = N(x^known; a_t·y, s_t² + a_t²·r²) (what the
+    forward process makes of the known values y, observed with noise variance r² = ``noise_var``, 0 for exact
+    known pixels): the predictive likelihood of the known values at t' over their likelihood at t.
+    ``x_t``, ``mean``: ``[B, K, C, H, W]``; ``y``, ``known``: ``[B, 1, C, H, W]``.
     """
     (a, s), (a_prev, s_prev) = d.scales(t), d.scales(t_prev)
-    predictive = gaussian_log_density(a_prev * y, mean, std**2 + s_prev**2, known)
-    return predictive - gaussian_log_density(x_t, a * y, s**2, known)
+    predictive = gaussian_log_density(a_prev * y, mean, std**2 + s_prev**2 + a_prev**2 * noise_var, known)
+    return predictive - gaussian_log_density(x_t, a * y, s**2 + a**2 * noise_var, known)
 
 
 def inverse_cdf(log_w: Tensor, points: Tensor) -> Tensor:
@@ -222,9 +223,11 @@ class ParticleProblem(Problem):
 class SMCSampler(Sampler):
     """Sequential Monte Carlo inpainting: ``particles`` chains per picture, reweighted by the known pixels.
 
-    Targets π_t(x_t) ∝ p_t(x_t)·g_t(x_t), g_t = N(x_t^known; a_t·y, s_t²) (what the forward process makes of
-    the known image y), down to level 0, whose s_0 is the smallest noise; the last step returns the x0
-    prediction with y written in.  Per level, for every particle: one network call gives the reverse step
+    Targets π_t(x_t) ∝ p_t(x_t)·g_t(x_t), g_t = N(x_t^known; a_t·y, s_t² + a_t²·r²) (what the forward process
+    makes of the known image y, observed with noise std r = ``observation_noise``: 0 for exact known pixels, or
+    a number, or one per pixel ``[C, H, W]``), down to level 0, whose s_0 is the smallest noise; the last step
+    returns the x0 prediction with y written in (r > 0: reweighted by N(y; x̂0, r²) instead, as MCGdiff's noisy
+    linear problems need; ``repaint_pl.apps.exact gmm --noisy`` runs them in the basis of A's SVD).  Per level, for every particle: one network call gives the reverse step
     N(μ, σ²) (the DDPM posterior mean at the predicted x0, any ``NoiseProcess``; σ² = σ̃², or with
     ``variance="analytic"`` σ̃² + the x0 uncertainty the step carries, see ``kernel``); the
     weight gains the known pixels' predictive likelihood N(a_{t'}·y; μ, σ² + s_{t'}²) over g_t(x_t)
@@ -247,8 +250,12 @@ class SMCSampler(Sampler):
         steps: Optional[int] = 50,
         ess_threshold: float = 0.5,
         variance: Literal["posterior", "analytic"] = "posterior",
+        observation_noise: Any = 0.0,
     ):
         _check_steps(steps)
+        noise = torch.as_tensor(observation_noise, dtype=torch.float32)
+        if not bool(torch.isfinite(noise).all()) or bool((noise < 0).any()):
+            raise ValueError(f"sampler.observation_noise={observation_noise}: must be ≥ 0 (the known values' noise std)")
         if variance not in ("posterior", "analytic"):
             raise ValueError(f"sampler.variance={variance!r}: expected 'posterior' or 'analytic'")
         if particles < 1:
@@ -256,6 +263,8 @@ class SMCSampler(Sampler):
         if not 0 <= ess_threshold <= 1:
             raise ValueError(f"sampler.ess_threshold={ess_threshold} must lie in [0, 1] (a fraction of the particles)")
         self.particles, self.steps, self.ess_threshold, self.variance = particles, steps, ess_threshold, variance
+        self.noise_var = noise**2  # r², a number or one per pixel ([C, H, W]: broadcasts to the pictures)
+        self.noisy = bool((noise > 0).any())
 
     def grid(self, times: Sequence[int], process: Optional[NoiseProcess]) -> tuple[list[int], Optional[list[int]]]:
         if self.steps is None:
@@ -289,9 +298,10 @@ class SMCSampler(Sampler):
     def reweight(self, p: ParticleProblem, x: Tensor, mean: Tensor, std: Tensor, t: int, t_prev: int) -> None:
         """Add the incremental weights; resample (ancestors in ``p.ancestors``) where the ESS is low."""
         y, (a, s) = p.x0[:, None], p.process.scales(t)
+        r2 = self.noise_var.to(x.device)
         if p.log_w is None:  # x_T ~ N(0, I) ≈ p_T: the first target π_T ∝ p_T·g_T
-            p.log_w = gaussian_log_density(x, a * y, s**2, p.known)
-        p.log_w = p.log_w + incremental_log_weight(p.process, x, mean, std, y, p.known, t, t_prev)
+            p.log_w = gaussian_log_density(x, a * y, s**2 + a**2 * r2, p.known)
+        p.log_w = p.log_w + incremental_log_weight(p.process, x, mean, std, y, p.known, t, t_prev, r2)
         u = p.uniform()  # drawn at every level, so that no picture's stream depends on the others' weights
         low = effective_sample_size(p.log_w) < self.ess_threshold * p.particles
         identity = torch.arange(p.particles, device=x.device).expand(len(low), -1)
@@ -301,18 +311,25 @@ class SMCSampler(Sampler):
     def reverse(self, p: ParticleProblem, x: Tensor, t: int, t_prev: int, index: int) -> tuple[Tensor, Tensor]:
         d, y, known = p.process, p.x0[:, None], p.known
         x0_pred, eps = self.predict_particles(p, x, t)
-        if t_prev < 0:  # the last step: the x0 prediction, the known image written in
+        if t_prev < 0:  # the last step: the x0 prediction, the known image written in (exact known values)
             if p.log_w is None:
                 p.log_w = torch.zeros(x.shape[:2], device=x.device)
-            return known * y + (1 - known) * x0_pred, x0_pred
+            if not self.noisy:
+                return known * y + (1 - known) * x0_pred, x0_pred
+            # noisy known values: the target is p(x0)·N(y; x0, r²); the prediction is reweighted by it, not pinned
+            (a, s), r2 = d.scales(t), self.noise_var.to(x.device)
+            p.log_w = p.log_w + gaussian_log_density(y, x0_pred, r2, known)
+            p.log_w = p.log_w - gaussian_log_density(x, a * y, s**2 + a**2 * r2, known)
+            return x0_pred, x0_pred
         mean, std = self.kernel(d, x0_pred, eps, t, t_prev)
         self.reweight(p, x, mean, std, t, t_prev)
         mean, x0_pred = _gather(mean, p.ancestors), _gather(x0_pred, p.ancestors)
         std = _gather(std, p.ancestors) if std.dim() else std  # analytic variance: one per particle
-        # the locally optimal proposal: N(μ, σ̃²) on unknown pixels, N(μ, σ̃²)·N(a'·y, s'²) on known ones
+        # the locally optimal proposal: N(μ, σ̃²) on unknown pixels, N(μ, σ̃²)·N(a'·y, s'² + a'²r²) on known ones
         a_prev, s_prev = d.scales(t_prev)
-        fused_var = std**2 * s_prev**2 / (std**2 + s_prev**2)
-        fused_mean = (s_prev**2 * mean + std**2 * a_prev * y) / (std**2 + s_prev**2)
+        seen = s_prev**2 + a_prev**2 * self.noise_var.to(x.device)
+        fused_var = std**2 * seen / (std**2 + seen)
+        fused_mean = (seen * mean + std**2 * a_prev * y) / (std**2 + seen)
         z = p.particle_noise()
         x_new = known * (fused_mean + fused_var.sqrt() * z) + (1 - known) * (mean + std * z)
         return x_new, x0_pred

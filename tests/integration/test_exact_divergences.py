@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from repaint_pl.apps.exact import metrics
-from repaint_pl.apps.exact.benchmark import FAST, PAPER, Contender, Setting, setting_rows
+from repaint_pl.apps.exact.benchmark import FAST, PAPER, Contender, Setting, floor_tolerance, setting_rows
 from repaint_pl.apps.exact.gmm import gmm_setting
 from repaint_pl.apps.exact.posterior import posterior, score
 from repaint_pl.apps.exact.priors import (
@@ -20,7 +20,7 @@ from repaint_pl.apps.exact.priors import (
     nonstationary_prior,
     stripes_prior,
 )
-from repaint_pl.apps.exact.report import prior_table, reproduces
+from repaint_pl.apps.exact.report import at_floor, floor_table, prior_table, reproduces
 from repaint_pl.flow import FlowConfig
 from repaint_pl.sampling import RePaintSampler
 
@@ -106,6 +106,28 @@ def test_prior_reproduction_check_passes_exact_draws_and_fails_a_shrunk_sampler(
     assert bad["spread"] == pytest.approx(0.64 * good["spread"], rel=1e-9)
     table = prior_table([{**good, "mask": "none"}, {**bad, "mask": "none"}])
     assert table.count("✓") == 1 and table.count("✗") == 1
+
+
+@pytest.mark.parametrize("make", [gaussian_prior, mixture_prior])
+def test_floor_tolerance_passes_other_exact_draws_and_fails_a_shrunk_or_shifted_sampler(make):
+    """The tolerance comes from replicate exact draw sets: a fresh exact set is at the floor, the same draws
+    shrunk 0.8× about their mean or shifted by half a posterior std are not, and the table counts them."""
+    setting = Setting("p", N, ["thick", "genhalf"], seed=0, prior=make(N))
+    n = 400
+    tables = []
+    for j in range(2):
+        tol = floor_tolerance(setting, j, n)
+        assert set(tol) == {"kl_tol", "sw_tol", "energy_tol", "mean_err_tol"}
+        exact = setting.exact_samples(j, n, 99)
+        std = exact.std(0).mean()
+        rows = [dict(setting.row(j, name, name, 0, samples, 0.0), **tol)
+                for name, samples in (("exact", exact), ("shrunk", shrunk(exact, 0.8)), ("shifted", exact + 0.5 * std))]  # fmt: skip
+        good, narrow, off = (at_floor(r) for r in rows)
+        assert good[0] and not narrow[0] and not off[0]
+        assert good[2] <= 1 < min(narrow[2], off[2])
+        tables += rows
+    table = floor_table(tables)
+    assert "| 2 of 2 | – |" in table and table.count("| 0 of 2 | thick, genhalf |") == 2
 
 
 @pytest.mark.parametrize("make", [gaussian_prior, mixture_prior, stripes_prior])

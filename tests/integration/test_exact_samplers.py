@@ -141,7 +141,13 @@ def two_pixel_oracle(d):
 
 
 def chain_conditional(d, y: float) -> tuple[float, float]:
-    """Mean and variance of pixel 1 given pixel 0 = y under the model's own chain (x_T ~ N(0, I), reverse steps
+    """Mean and variance of pixel 1 given pixel 0 = y under the model's own chain (``chain_joint``)."""
+    mean, cov = chain_joint(d)
+    return float(mean[1] + cov[0, 1] / cov[0, 0] * (y - mean[0])), float(cov[1, 1] - cov[0, 1] ** 2 / cov[0, 0])
+
+
+def chain_joint(d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and covariance of both pixels under the model's own chain (x_T ~ N(0, I), reverse steps
     N(μ̃(x_t, E[x0 | x_t]), σ̃²), last step x̂0) with the two-pixel oracle: the chain is linear-Gaussian, so its
     moments follow in float64 (x_{t'} = A·x_t + b + σ̃·ξ)."""
     eye, ab = torch.eye(2, dtype=torch.float64), d.alpha_bar.double()
@@ -159,7 +165,7 @@ def chain_conditional(d, y: float) -> tuple[float, float]:
             A = a_prev * x0_map + c_eps * s * M
             b = a_prev * x0_shift - c_eps * s * a * M @ MU
         mean, cov = A @ mean + b, A @ cov @ A.T + var * eye
-    return float(mean[1] + cov[0, 1] / cov[0, 0] * (y - mean[0])), float(cov[1, 1] - cov[0, 1] ** 2 / cov[0, 0])
+    return mean, cov
 
 
 def test_smc_with_many_particles_gets_the_exact_posterior():
@@ -188,6 +194,63 @@ def test_smc_with_many_particles_gets_the_exact_posterior():
     assert abs(float(many.mean()) - chain_mean) < mean_err, (float(many.mean()), chain_mean)
     assert abs(float(many.var()) - chain_var) < var_err, (float(many.var()), chain_var)
     assert abs(float(draws(1).mean()) - chain_mean) > 5 * mean_err
+
+
+def test_smc_with_a_noisy_known_pixel_gets_the_exact_posterior_of_both_pixels():
+    """Pixel 0 observed with noise std r (``observation_noise``): with 16 particles both pixels have the mean
+    and variance of the chain's law conditioned on y = x_0 + r·ξ (within 4 standard errors), the observed
+    pixel is not pinned to y, and r → 0 gives back the noiseless sampler's draws."""
+    d, n, r = process(250), 1000, 0.3
+    mean, cov = chain_joint(d)
+    y = float(MU[0] + 1.5 * SIGMA[0, 0].sqrt())
+    gain = cov[:, 0] / (cov[0, 0] + r**2)
+    exact_mean, exact_var = mean + gain * (y - mean[0]), cov.diagonal() - gain * cov[:, 0]
+    x0 = torch.tensor([y, 0.0]).view(1, 1, 1, 2).expand(n, 1, 1, 2)
+    keep = torch.tensor([1.0, 0.0]).view(1, 1, 1, 2).expand(n, 1, 1, 2)
+    times = jump_times(d.num_timesteps, 1, 1, 1)
+
+    def draws(noise):
+        sampler = SMCSampler(particles=16, steps=None, observation_noise=noise)
+        with torch.no_grad():
+            return sampler(two_pixel_oracle(d), x0, keep, times, d, BatchNoise(3, n), clip_x0=False)[:, 0, 0].double()
+
+    noisy = draws(r)
+    for i in range(2):
+        mean_err, var_err = 4 * (exact_var[i] / n) ** 0.5, 4 * exact_var[i] * (2 / n) ** 0.5
+        assert abs(float(noisy[:, i].mean() - exact_mean[i])) < mean_err, (i, float(noisy[:, i].mean()), exact_mean[i])
+        assert abs(float(noisy[:, i].var() - exact_var[i])) < var_err, (i, float(noisy[:, i].var()), exact_var[i])
+    assert torch.equal(draws(0.0), draws(torch.zeros(1, 1, 2)))  # a per-pixel zero is the noiseless sampler
+    assert (draws(0.0)[:, 0] == torch.tensor(y, dtype=torch.float32).double()).all()
+
+
+def test_smc_noisy_weights_match_a_float64_formula():
+    """One step with observation noise r per pixel: the added log-weight is Σ_known log N(√ᾱ'·y; μ̃, σ̃² + 1 − ᾱ'
+    + ᾱ'r²) − log N(x_t; √ᾱ·y, 1 − ᾱ + ᾱr²)."""
+    d, prior, size, t = process(50), gaussian_prior(4), 4, 30
+    model = ExactDenoiser(prior, d).bind()[0]
+    g = torch.Generator().manual_seed(1)
+    y = prior.sample(2, g).float()
+    keep = (torch.rand(2, 1, size, size, generator=g) > 0.5).float()
+    r = torch.rand(1, size, size, generator=g) * 0.5
+    x_t = torch.randn(2, 3, 1, size, size, generator=g) * 0.8
+    p = ParticleProblem(model, y, keep, d, PerSampleNoise(0, [0, 1]), None, False, particles=3)
+    p.log_w = torch.zeros(2, 3)
+    SMCSampler(particles=3, ess_threshold=0.0, observation_noise=r).reverse(p, x_t, t, t - 1, 0)
+    ab, ab_prev, dim = d.alpha_bar.double()[t], d.alpha_bar.double()[t - 1], size * size
+    cov = prior.covariance(0)
+    x = x_t.double().reshape(2, 3, dim)
+    x0_hat = x @ (ab.sqrt() * cov @ torch.linalg.inv(ab * cov + (1 - ab) * torch.eye(dim, dtype=torch.float64))).T
+    ratio = ab / ab_prev
+    mean = (ab_prev.sqrt() * (1 - ratio) * x0_hat + ratio.sqrt() * (1 - ab_prev) * x) / (1 - ab)
+    var = (1 - ab_prev) * (1 - ratio) / (1 - ab)
+    r2, known, yy = r.reshape(1, 1, dim).double() ** 2, keep.reshape(2, 1, dim).double(), y.reshape(2, 1, dim).double()
+
+    def log_normal(v, m, s2):
+        return -0.5 * ((v - m) ** 2 / s2 + torch.log(2 * math.pi * s2))
+
+    expected = (log_normal(ab_prev.sqrt() * yy, mean, var + 1 - ab_prev + ab_prev * r2) * known).sum(-1)
+    expected -= (log_normal(x, ab.sqrt() * yy, 1 - ab + ab * r2) * known).sum(-1)
+    torch.testing.assert_close(p.log_w.double(), expected, atol=2e-3, rtol=1e-4)
 
 
 # ---------------------------------------------------------------- LanPaint: invariance

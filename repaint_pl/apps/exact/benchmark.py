@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -103,6 +104,8 @@ def contenders() -> list[Contender]:
             name="25 levels q², jumps 1×20",
         ),
         Contender("LanPaint", LanPaintSampler(), name="50 levels × (1 + 5 thinking)"),
+        Contender("LanPaint", LanPaintSampler(steps=80, thinking=5), name="80 levels × (1 + 5 thinking)"),
+        Contender("LanPaint", LanPaintSampler(steps=80, thinking=14), name="80 levels × (1 + 14 thinking)"),
         Contender("LanPaint", LanPaintSampler(steps=240, thinking=9), name="240 levels × (1 + 9 thinking)"),
         Contender("SMC", SMCSampler(), name="8 particles, 50 levels"),
         Contender("SMC", SMCSampler(particles=16, steps=150), name="16 particles, 150 levels"),
@@ -234,19 +237,45 @@ def benchmark_setting(
     return setting_rows(setting, sample_count(setting, n, w2_factor), chosen or default, seed, log)
 
 
+TOLERANCE_METRICS = ("kl", "sw", "energy", "mean_err")  # the floor's Monte Carlo tolerance: ``<metric>_tol``
+FLOOR_REPLICATES = 8  # independent sets of exact draws behind each tolerance
+
+
+def floor_tolerance(setting: Setting, j: int, n: int, replicates: int = FLOOR_REPLICATES) -> dict[str, float]:
+    """``<metric>_tol`` for mask ``j``: the mean + 3 standard deviations of each metric over ``replicates`` sets
+    of ``n`` independent exact draws (seeds no other draws use), scored against the same reference as every
+    sampler.  A sampler whose value is at or below it cannot be told from exact draws by that metric."""
+    values: dict[str, list[float]] = {m: [] for m in TOLERANCE_METRICS}
+    for k in range(replicates):
+        draws = setting.exact_samples(j, n, 104729 * (setting.seed + 1) + 101 * (k + 1) + j)
+        row = setting.row(j, "", "exact", 0, draws, 0.0)
+        for m in TOLERANCE_METRICS:
+            values[m].append(float(row[m]))
+    return {f"{m}_tol": _mean_plus_3sd(v) for m, v in values.items()}
+
+
+def _mean_plus_3sd(values: list[float]) -> float:
+    """Mean + 3 sample standard deviations; inf or nan when a value is (KL of fewer draws than pixels: inf)."""
+    if any(math.isinf(v) or math.isnan(v) for v in values):
+        return math.inf if any(math.isinf(v) for v in values) else math.nan
+    return float(np.mean(values) + 3 * np.std(values, ddof=1))
+
+
 def setting_rows(setting: Setting, n: int, chosen: Sequence[Contender], seed: int, log=print) -> list[dict]:
     """``n`` exact draws per mask (the floor: independent of the reference draws), then each contender that
-    runs on the setting's process."""
+    runs on the setting's process; every row carries its mask's floor tolerance (``floor_tolerance``)."""
     rows = []
+    tolerances = [floor_tolerance(setting, j, n) for j in range(len(setting.keeps))]
     for j in range(len(setting.keeps)):
         exact = setting.exact_samples(j, n, seed + 2 + j)
-        rows.append(setting.row(j, "exact posterior", "exact", 0, exact, 0.0))
+        rows.append(dict(setting.row(j, "exact posterior", "exact", 0, exact, 0.0), **tolerances[j]))
     for c in chosen:
         if not c.runs_on(setting.process):
             continue
         samples, seconds = setting.run(c, n, seed + 3)
         for j in range(len(setting.keeps)):
-            rows.append(setting.row(j, c.label, c.family, c.calls, setting.unknown(samples[j], j), seconds))
+            row = setting.row(j, c.label, c.family, c.calls, setting.unknown(samples[j], j), seconds)
+            rows.append(dict(row, **tolerances[j]))
         size = f"{setting.size}²" if isinstance(setting.size, int) else setting.size
         log(f"{setting.label} {size}  {c.label}: {c.calls} calls, {n} samples per mask, {seconds:.1f} s")
     return rows
