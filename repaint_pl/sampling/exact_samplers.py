@@ -154,7 +154,7 @@ def gaussian_log_density(x: Tensor, mean: Tensor, var: Any, where: Tensor) -> Te
     ``[B, K, 1, 1, 1]``, or one per pixel)."""
     var = torch.as_tensor(var, dtype=torch.float32, device=x.device)
     terms = (x - mean) ** 2 / var + torch.log(2 * math.pi * var)
-    return -0.5 * (terms * where).flatten(2).sum(-1)
+    return -0.5 * torch.where(where > 0, terms, torch.zeros_like(terms)).flatten(2).sum(-1)
 
 
 def incremental_log_weight(
@@ -316,11 +316,14 @@ class SMCSampler(Sampler):
                 p.log_w = torch.zeros(x.shape[:2], device=x.device)
             if not self.noisy:
                 return known * y + (1 - known) * x0_pred, x0_pred
-            # noisy known values: the target is p(x0)·N(y; x0, r²); the prediction is reweighted by it, not pinned
+            # noisy known values: the target is p(x0)·N(y; x0, r²), so the prediction is reweighted by it, not
+            # pinned; known values with r = 0 are written in as before
             (a, s), r2 = d.scales(t), self.noise_var.to(x.device)
-            p.log_w = p.log_w + gaussian_log_density(y, x0_pred, r2, known)
-            p.log_w = p.log_w - gaussian_log_density(x, a * y, s**2 + a**2 * r2, known)
-            return x0_pred, x0_pred
+            noisy = known * (r2 > 0)
+            p.log_w = p.log_w + gaussian_log_density(y, x0_pred, r2, noisy)
+            p.log_w = p.log_w - gaussian_log_density(x, a * y, s**2 + a**2 * r2, noisy)
+            exact = known - noisy
+            return exact * y + (1 - exact) * x0_pred, x0_pred
         mean, std = self.kernel(d, x0_pred, eps, t, t_prev)
         self.reweight(p, x, mean, std, t, t_prev)
         mean, x0_pred = _gather(mean, p.ancestors), _gather(x0_pred, p.ancestors)

@@ -253,6 +253,59 @@ def test_gmm_rows_and_table_report_each_sampler_against_the_floor():
     assert "| 4 | 1 | DiffPIR (20 steps) | 20 |" in table and table.count("\n") == 6
 
 
+def test_noisy_linear_posterior_against_a_grid_in_two_dimensions():
+    """y = A x + σ ε with A 1 × 2 and three unit Gaussians: the closed-form posterior's mean and covariance
+    equal those of prior × likelihood evaluated on a fine grid."""
+    from repaint_pl.apps.exact.gmm import linear_posterior
+    from repaint_pl.apps.exact.priors import DensePrior
+
+    means = torch.tensor([[-2.0, 1.0], [1.5, 0.5], [0.0, -2.5]], dtype=torch.float64)
+    prior = DensePrior(means, None, [0.5, 0.3, 0.2], (1, 1, 2))
+    A, y, sigma = torch.tensor([[0.7, -0.4]], dtype=torch.float64), torch.tensor([0.9], dtype=torch.float64), 0.5
+    post = linear_posterior(prior, A, y, sigma)
+    axis = torch.linspace(-9, 9, 901, dtype=torch.float64)
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
+    log_prior = torch.logsumexp(prior.log_weights - 0.5 * ((grid[:, None] - means[None]) ** 2).sum(-1), 1)
+    w = torch.softmax(log_prior - 0.5 * ((grid @ A.T - y) ** 2).sum(-1) / sigma**2, 0)
+    mean = (w[:, None] * grid).sum(0)
+    cov = (w[:, None, None] * (grid - mean)[:, :, None] * (grid - mean)[:, None, :]).sum(0)
+    torch.testing.assert_close(post.mean, mean, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(post.cov, cov, atol=1e-6, rtol=1e-6)
+
+
+def test_noisy_problem_observes_the_rotated_coordinates_with_their_own_noise():
+    """In x̄ = Vᵀx the observation is x̄_i + (σ_y/s_i)·ε_i for i < d_y: the exact posterior rotated into x̄ has the
+    same law as the prior conditioned on those noisy coordinates; MCGdiff's A has singular values in (0, 1)."""
+    from repaint_pl.apps.exact.gmm import linear_observation, linear_posterior, noisy_problem
+
+    U, s, Vh, sigma = linear_observation(6, 2, seed=1)
+    assert bool((s > 0).all() & (s < 1).all()) and s[0] >= s[1] and 0 < sigma < float(s.max())
+    torch.testing.assert_close(Vh @ Vh.T, torch.eye(6, dtype=torch.float64))
+    p = noisy_problem(6, 2, seed=1)
+    # the rotated problem: observe coordinates 0 and 1 of x̄ with noise (σ/s_i): A' = diag(1/noise) rows of I
+    rows = torch.eye(6, dtype=torch.float64)[:2] / p.noise[0, 0, :2].double()[:, None]
+    y_rot = p.image[0, 0, :2].double() / p.noise[0, 0, :2].double()
+    rotated = linear_posterior(p.rotated, rows, y_rot, 1.0)
+    torch.testing.assert_close(rotated.log_weights, p.posterior.log_weights, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(rotated.means, p.posterior.means @ Vh.T, atol=1e-4, rtol=1e-4)
+
+
+def test_noisy_gmm_command_runs_smc_and_reports_the_floor(tmp_path):
+    """``gmm --noisy``: the exact draws at their floor, SMC rows with their calls; the samplers that take exact
+    known values are refused in one line."""
+    from repaint_pl.apps.exact.__main__ import main
+    from repaint_pl.apps.exact.gmm import noisy_rows
+
+    rows = noisy_rows([4], [0], 60, counts=(1,), points=((4, 10),), log=lambda _: None)
+    assert [(r["sampler"], r["calls"]) for r in rows] == [("exact posterior", 0), ("SMC (4 particles, 10 levels)", 40)]
+    assert at_floor(rows[0])[0] and rows[0]["sigma_y"] > 0 and rows[1]["samples"] == 60
+    main(["gmm", "--noisy", "--out", str(tmp_path), "--dims", "4", "--observed", "1", "--samples", "30", "--seeds", "1"])
+    text = (tmp_path / "gmm.md").read_text()
+    assert "noisy linear observation" in text and "| 4 | 1 | SMC (32 particles, 75 levels) | 2400 |" in text
+    with pytest.raises(SystemExit):
+        main(["gmm", "--noisy", "--families", "SMC", "--out", str(tmp_path)])
+
+
 def test_prior_command_writes_the_reproduction_table_for_the_chosen_families(tmp_path):
     from repaint_pl.apps.exact.__main__ import main
 
