@@ -193,11 +193,15 @@ def test_texture_command_compares_both_samplers_on_the_shipped_model(tmp_path):
         pytest.fail("weights/texture32_ema.pt is shipped with the repository")
     args = ["--out", str(tmp_path), "--crops", "1", "--seeds", "2", "--masks", "thick", "--steps", "4"]
     args += ["--jump_length", "1", "--jump_n_sample", "1", "--fast_steps", "2", "--fast_jump_n_sample", "1"]
+    args += ["--lanpaint_steps", "2", "--lanpaint_thinking", "1", "--smc_particles", "2", "--smc_steps", "3"]
     rows = texture_main(args)
-    assert {r["sampler"] for r in rows} == {"RePaint", "CoarseTravel"} and len(rows) == 2 * 3 * 2
-    assert {r["calls"] for r in rows} == {4, 2}
+    assert {r["sampler"] for r in rows} == {"RePaint", "CoarseTravel", "LanPaint", "SMC"} and len(rows) == 4 * 3 * 2
+    assert {r["sampler"]: r["calls"] for r in rows} == {"RePaint": 4, "CoarseTravel": 2, "LanPaint": 4, "SMC": 6}
     text = (tmp_path / "texture.md").read_text()
-    assert "psnr_fill: " in text and (tmp_path / "texture.png").stat().st_size > 0
+    assert text.count("psnr_fill: ") == 3 and "* SMC: psnr_fill: " in text
+    assert (tmp_path / "texture.png").stat().st_size > 0
+    rows = texture_main([*args, "--samplers", "LanPaint", "--out", str(tmp_path / "one")])
+    assert {r["sampler"] for r in rows} == {"RePaint", "LanPaint"}  # RePaint always: the reference
 
 
 def test_fast_sampler_keeps_the_mode_the_known_pixels_pin_down():

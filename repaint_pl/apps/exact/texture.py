@@ -1,16 +1,19 @@
-"""The exact benchmark's question on a learned network: the fast sampler against RePaint on the texture model.
+"""The exact benchmark's question on a learned network: the fast and the exact samplers against RePaint on the
+texture model, the new ones at the fast sampler's budget.
 
     python -m repaint_pl.apps.exact texture --out results/texture_samplers [--device cuda]
 
 Fills held-out crops of the shipped texture model (``weights/texture32_ema.pt``, preset texture32)
-under the paper's mask types, several seeds per crop, with RePaint at the paper's schedule and with
-``CoarseTravelSampler`` at a fifth of its calls or less, and writes under ``--out``:
+under the paper's mask types, several seeds per crop, with RePaint at the paper's schedule and (``--samplers``)
+``CoarseTravelSampler`` (481 calls), LanPaint (80 levels × (1 + 5): 480) and SMC (8 particles × 60 levels: 480),
+and writes under ``--out``:
 
 * ``texture.csv``: one row per (sampler, crop, mask, seed): fill PSNR/SSIM, seam PSNR (the unknown
   pixels within ``--seam`` px of a known one), seconds;
 * ``texture.md``: means per sampler and mask type, diversity (RMS difference between the fills of
-  two seeds, over the unknown pixels), and the per-crop win count (mean fill / seam PSNR over seeds);
-* ``texture.png``: per crop and mask, original | masked | RePaint | fast (first seed).
+  two seeds, over the unknown pixels), and each sampler's per-crop win count against RePaint (mean fill /
+  seam PSNR over seeds);
+* ``texture.png``: per crop and mask, original | masked | one column per sampler (first seed).
 
 Images are scored in [0, 1] like ``repaint_pl.scoring``.  Defaults are the paper's schedule (250
 steps, jumps 10×10: 2410 calls) against the fast sampler's defaults (481 calls): about 11 ms per
@@ -34,13 +37,14 @@ from repaint_pl.files import atomic_write, write_csv
 from repaint_pl.masks import PAPER_MASK_TYPES, keep_mask
 from repaint_pl.noise import PerSampleNoise
 from repaint_pl.paths import weights_path
-from repaint_pl.sampling import CoarseTravelSampler, RePaintSampler, Sampler
+from repaint_pl.sampling import CoarseTravelSampler, LanPaintSampler, RePaintSampler, Sampler, SMCSampler
 from repaint_pl.schedules import JumpSchedule
 
 from .. import cli
 from ..measure import pairwise_fill_distance, seam_band
 
 TEXTURE_WEIGHTS = weights_path("texture32_ema.pt")
+SAMPLERS = ("RePaint", "CoarseTravel", "LanPaint", "SMC")  # the reference first
 
 
 def load_texture_net(ckpt: str) -> torch.nn.Module:
@@ -128,8 +132,9 @@ def report(
                 f"{stat['ssim_fill'].mean():.3f} ± {stat['ssim_fill'].std():.3f} | "
                 f"{stat['psnr_seam'].mean():.2f} ± {stat['psnr_seam'].std():.2f} | {float(dv.mean()):.3f} |"
             )
-    lines += ["", "Per (crop, mask), mean over seeds: the fast sampler's wins / comparisons against RePaint.", ""]
-    lines += [f"* {metric}: {w} / {n}" for metric, (w, n) in wins.items()]
+    lines += ["", "Per (crop, mask), mean over seeds: each sampler's wins / comparisons against RePaint.", ""]
+    for name, counts in wins.items():
+        lines.append(f"* {name}: " + ", ".join(f"{metric}: {w} / {n}" for metric, (w, n) in counts.items()))
     return "\n".join(lines) + "\n"
 
 
@@ -146,6 +151,13 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     p.add_argument("--jump_n_sample", type=int, default=10)
     p.add_argument("--fast_steps", type=int, default=13, help="CoarseTravel levels (its default)")
     p.add_argument("--fast_jump_n_sample", type=int, default=40, help="CoarseTravel passes per level (its default)")
+    p.add_argument(
+        "--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS), help="RePaint and the samplers against it"
+    )
+    p.add_argument("--lanpaint_steps", type=int, default=80, help="LanPaint levels (80 × (1 + 5) = 480 calls)")
+    p.add_argument("--lanpaint_thinking", type=int, default=5)
+    p.add_argument("--smc_particles", type=int, default=8, help="SMC particles (8 × 60 levels = 480 calls)")
+    p.add_argument("--smc_steps", type=int, default=60)
     p.add_argument("--seam", type=int, default=2)
     p.add_argument("--batch", type=int, default=36)
     cli.add_seed(p)
@@ -161,10 +173,13 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     keep = torch.stack([keep_mask(m, args.size, seed=0, image_id=c) for c, m, _ in items]).to(args.device)
     ids = list(range(len(items)))
     times = JumpSchedule(jump_length=args.jump_length, jump_n_sample=args.jump_n_sample).times(args.steps)
-    samplers = {
+    every = {
         "RePaint": RePaintSampler(),
         "CoarseTravel": CoarseTravelSampler(steps=args.fast_steps, jump_n_sample=args.fast_jump_n_sample),
+        "LanPaint": LanPaintSampler(steps=args.lanpaint_steps, thinking=args.lanpaint_thinking),
+        "SMC": SMCSampler(particles=args.smc_particles, steps=args.smc_steps),
     }
+    samplers = {name: every[name] for name in SAMPLERS if name == "RePaint" or name in args.samplers}
     rows, fills, div = [], {}, {"mask": [m for _, m, s in items if s == 0]}
     for name, sampler in samplers.items():
         calls = sampler.network_calls(times)
@@ -177,11 +192,13 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
             rows.append({**row, **image_metrics})
     wins = count_wins(rows, list(samplers))
     calls = {n: s.network_calls(times) for n, s in samplers.items()}
+    others = ", ".join(f"{n} ({c} calls)" for n, c in calls.items() if n != "RePaint")
     header = (
-        f"# Texture model: RePaint ({calls['RePaint']} calls) against CoarseTravel ({calls['CoarseTravel']} "
-        f"calls)\n\n{len(crops)} held-out {args.size}² crops × {len(args.masks)} mask types × {args.seeds} "
-        f"seeds, {args.steps} respaced steps, RePaint jumps {args.jump_length}×{args.jump_n_sample}, "
-        f"CoarseTravel {args.fast_steps} levels × {args.fast_jump_n_sample} passes."
+        f"# Texture model: RePaint ({calls['RePaint']} calls) against {others}\n\n{len(crops)} held-out "
+        f"{args.size}² crops × {len(args.masks)} mask types × {args.seeds} seeds, {args.steps} respaced steps, "
+        f"RePaint jumps {args.jump_length}×{args.jump_n_sample}, CoarseTravel {args.fast_steps} levels × "
+        f"{args.fast_jump_n_sample} passes, LanPaint {args.lanpaint_steps} levels × (1 + {args.lanpaint_thinking}), "
+        f"SMC {args.smc_particles} particles × {args.smc_steps} levels."
     )
     text = report(rows, list(samplers), args.masks, div, wins, header)
     write_outputs(args.out, rows, text, x0.cpu(), keep.cpu(), {n: f.cpu() for n, f in fills.items()}, args.seeds)
@@ -189,16 +206,18 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     return rows
 
 
-def count_wins(rows: list[dict], names: list[str]) -> dict[str, tuple[int, int]]:
-    """(fast wins, comparisons) per metric over (crop, mask), each side averaged over seeds."""
-    fast, ref = names[1], names[0]
-    out = {}
-    for metric in ("psnr_fill", "ssim_fill", "psnr_seam"):
-        means: dict[tuple, dict[str, list[float]]] = {}
-        for r in rows:
-            means.setdefault((r["crop"], r["mask"]), {}).setdefault(r["sampler"], []).append(r[metric])
-        pairs = [(np.mean(v[fast]), np.mean(v[ref])) for v in means.values()]
-        out[metric] = (sum(a > b for a, b in pairs), len(pairs))
+def count_wins(rows: list[dict], names: list[str]) -> dict[str, dict[str, tuple[int, int]]]:
+    """Per sampler after the first (the reference, RePaint): (wins, comparisons) per metric over (crop, mask),
+    each side averaged over seeds."""
+    ref, out = names[0], {}
+    for name in names[1:]:
+        out[name] = {}
+        for metric in ("psnr_fill", "ssim_fill", "psnr_seam"):
+            means: dict[tuple, dict[str, list[float]]] = {}
+            for r in rows:
+                means.setdefault((r["crop"], r["mask"]), {}).setdefault(r["sampler"], []).append(r[metric])
+            pairs = [(np.mean(v[name]), np.mean(v[ref])) for v in means.values()]
+            out[name][metric] = (sum(a > b for a, b in pairs), len(pairs))
     return out
 
 
