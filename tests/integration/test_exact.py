@@ -156,7 +156,10 @@ def test_benchmark_command_writes_csv_summary_and_plot(tmp_path):
     assert {r["sampler"] for r in rows} == {"exact posterior"} | {c.label for c in core_contenders()}
     for name in ("exact.csv", "summary.md", "exact.png"):
         assert (tmp_path / name).stat().st_size > 0
-    assert "2410" in (tmp_path / "summary.md").read_text()
+    text = (tmp_path / "summary.md").read_text()
+    assert "2410" in text and "## At the floor?" in text
+    assert all(r["sw_tol"] > 0 for r in rows)  # every row carries its mask's floor tolerance
+    assert "| mixture | 4² | exact posterior | 0 | 1 of 1 | – |" in text  # exact draws are at their own floor
 
 
 def test_texture_metrics_against_direct_formulas():

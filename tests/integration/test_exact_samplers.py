@@ -309,12 +309,12 @@ def test_bad_settings_are_one_line_errors():
 
 def test_the_pipeline_and_configs_name_both_samplers():
     """``RePaintPipeline(..., sampler="smc")`` reads configs/sampler/smc.yaml: 8 particles × 50 levels = 400
-    calls; lanpaint.yaml: 50 levels × (1 + 5) = 300 (whatever the model's time table)."""
+    calls; lanpaint.yaml: 80 levels × (1 + 5) = 480 (whatever the model's time table)."""
     from repaint_pl.pipeline import _sampler
 
     paper = jump_times(250, 1, 10, 10)
     assert type(_sampler("smc")) is SMCSampler and _sampler("smc").network_calls(paper) == 400
-    assert type(_sampler("lanpaint")) is LanPaintSampler and _sampler("lanpaint").network_calls(paper) == 300
+    assert type(_sampler("lanpaint")) is LanPaintSampler and _sampler("lanpaint").network_calls(paper) == 480
 
 
 @pytest.mark.parametrize("variance", ["posterior", "analytic"])

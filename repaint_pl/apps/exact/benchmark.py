@@ -103,7 +103,7 @@ def contenders() -> list[Contender]:
             CoarseTravelSampler(25, 1, 20, analytic_min_alpha_bar=0.0),
             name="25 levels q², jumps 1×20",
         ),
-        Contender("LanPaint", LanPaintSampler(), name="50 levels × (1 + 5 thinking)"),
+        Contender("LanPaint", LanPaintSampler(steps=50), name="50 levels × (1 + 5 thinking)"),
         Contender("LanPaint", LanPaintSampler(steps=80, thinking=5), name="80 levels × (1 + 5 thinking)"),
         Contender("LanPaint", LanPaintSampler(steps=80, thinking=14), name="80 levels × (1 + 14 thinking)"),
         Contender("LanPaint", LanPaintSampler(steps=240, thinking=9), name="240 levels × (1 + 9 thinking)"),
