@@ -90,6 +90,7 @@ def contenders() -> list[Contender]:
         Contender("RePaint", RePaintSampler(), 250, 10, 2),
         Contender("no resampling", RePaintSampler(), 50),
         Contender("no resampling", RePaintSampler(), 250),
+        Contender("no resampling", RePaintSampler(), 1000),  # the unrespaced chain: is σ̃² narrow only on coarse grids?
         Contender("DDIM-RePaint η=0", DDIMRePaintSampler(eta=0.0), 100, 5, 5),
         Contender("DDNM", DDNMSampler(), 250),
         Contender("DDNM", DDNMSampler(), 100, 5, 5),
@@ -102,6 +103,11 @@ def contenders() -> list[Contender]:
             "CoarseTravel, analytic var. at every level",
             CoarseTravelSampler(25, 1, 20, analytic_min_alpha_bar=0.0),
             name="25 levels q², jumps 1×20",
+        ),
+        Contender(
+            "CoarseTravel, analytic var. at every level",
+            CoarseTravelSampler(analytic_min_alpha_bar=0.0),
+            name="13 levels q², jumps 1×40",
         ),
         Contender("LanPaint", LanPaintSampler(steps=50), name="50 levels × (1 + 5 thinking)"),
         Contender("LanPaint", LanPaintSampler(steps=80, thinking=5), name="80 levels × (1 + 5 thinking)"),
