@@ -160,6 +160,7 @@ def test_benchmark_command_writes_csv_summary_and_plot(tmp_path):
     assert "2410" in text and "## At the floor?" in text
     assert all(r["sw_tol"] > 0 for r in rows)  # every row carries its mask's floor tolerance
     assert "| mixture | 4² | exact posterior | 0 | 1 of 1 | – |" in text  # exact draws are at their own floor
+    assert "| 4² | exact posterior | 0 | 1 of 1 |" in text and "at the floor: fresh" not in text  # tuning prior only
 
 
 def test_texture_metrics_against_direct_formulas():

@@ -204,7 +204,7 @@ def prior_table(rows: list[dict]) -> str:
 
 def at_floor(row: dict) -> tuple[bool, str, float]:
     """Whether ``row`` is at the Monte Carlo floor: each divergence at or below its tolerance (``<metric>_tol``,
-    from independent sets of exact draws) and, for a mixture, the mode TV within its 3σ bound; with the metric
+    the 99.9% prediction bound of independent sets of exact draws) and, for a mixture, the mode TV within its 3σ bound; with the metric
     furthest above its tolerance and that ratio (value / tolerance)."""
     ratios = {}
     for m in TOLERANCE_METRICS:
@@ -239,6 +239,30 @@ def floor_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def floor_counts(rows: list[dict]) -> str:
+    """Markdown: per size and sampler, on how many (prior, model family, mask) cases it is at the floor
+    (``at_floor``), the priors the samplers were tuned on and the fresh ones counted apart."""
+    from .priors import PRIORS
+
+    def tuned(row: dict) -> bool:
+        return str(row["prior"]).replace(" (flow)", "") in PRIORS
+
+    groups = [("tuning priors", True), ("fresh priors", False)]
+    present = [(title, flag) for title, flag in groups if any(tuned(r) == flag for r in rows)]
+    lines = [
+        "| size | sampler | calls | " + " | ".join(f"at the floor: {title}" for title, _ in present) + " |",
+        "|---" * (3 + len(present)) + "|",
+    ]
+    for size, name in dict.fromkeys((r["size"], r["sampler"]) for r in rows):
+        rs = [r for r in rows if (r["size"], r["sampler"]) == (size, name)]
+        cells = []
+        for _, flag in present:
+            mine = [r for r in rs if tuned(r) == flag]
+            cells.append(f"{sum(at_floor(r)[0] for r in mine)} of {len(mine)}" if mine else "–")
+        lines.append(f"| {_side(rs[0])} | {name} | {rs[0]['calls']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def summary(rows: list[dict], heading: str) -> str:
     """``summary.md``: the means over mask types with their floors, the fast sampler against the paper's
     schedule (when both ran), and the prior-reproduction table (when the ``none`` mask ran)."""
@@ -250,7 +274,7 @@ def summary(rows: list[dict], heading: str) -> str:
         if any("sw_tol" in r for r in cond):
             text += (
                 "## At the floor? (every divergence within the Monte Carlo tolerance of exact draws, per mask type)\n\n"
-                f"{floor_table(cond)}\n"
+                f"{floor_counts(cond)}\n{floor_table(cond)}\n"
             )
     names = {r["sampler"] for r in cond}
     if FAST.label in names and PAPER.label in names:
