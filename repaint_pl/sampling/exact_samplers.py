@@ -78,7 +78,8 @@ class LanPaintSampler(Sampler):
 
     Network calls per level: 1 + ``thinking`` (the force at the start, one per iteration; the last one also
     gives the reverse step's x0): 80 × (1 + 5) = 480 with the defaults, the smallest of the benchmark's points
-    that reproduces every prior with nothing known (50 levels were too narrow on the DDPM Gaussian prior).  ``steps``: levels walked, evenly spaced (None: the model's time table,
+    that reproduces every prior with nothing known (50 levels were too narrow on the DDPM Gaussian prior).
+    ``steps``: levels walked, evenly spaced (None: the model's time table,
     with its jumps).
     """
 
@@ -228,7 +229,8 @@ class SMCSampler(Sampler):
     makes of the known image y, observed with noise std r = ``observation_noise``: 0 for exact known pixels, or
     a number, or one per pixel ``[C, H, W]``), down to level 0, whose s_0 is the smallest noise; the last step
     returns the x0 prediction with y written in (r > 0: reweighted by N(y; x̂0, r²) instead, as MCGdiff's noisy
-    linear problems need; ``repaint_pl.apps.exact gmm --noisy`` runs them in the basis of A's SVD).  Per level, for every particle: one network call gives the reverse step
+    linear problems need; ``repaint_pl.apps.exact gmm --noisy`` runs them in the basis of A's SVD).
+    Per level, for every particle: one network call gives the reverse step
     N(μ, σ²) (the DDPM posterior mean at the predicted x0, any ``NoiseProcess``; σ² = σ̃², or with
     ``variance="analytic"`` σ̃² + the x0 uncertainty the step carries, see ``kernel``); the
     weight gains the known pixels' predictive likelihood N(a_{t'}·y; μ, σ² + s_{t'}²) over g_t(x_t)
@@ -256,7 +258,9 @@ class SMCSampler(Sampler):
         _check_steps(steps)
         noise = torch.as_tensor(observation_noise, dtype=torch.float32)
         if not bool(torch.isfinite(noise).all()) or bool((noise < 0).any()):
-            raise ValueError(f"sampler.observation_noise={observation_noise}: must be ≥ 0 (the known values' noise std)")
+            raise ValueError(
+                f"sampler.observation_noise={observation_noise}: must be ≥ 0 (the known values' noise std)"
+            )
         if variance not in ("posterior", "analytic"):
             raise ValueError(f"sampler.variance={variance!r}: expected 'posterior' or 'analytic'")
         if particles < 1:

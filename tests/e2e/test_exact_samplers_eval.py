@@ -38,9 +38,11 @@ def test_noisy_known_values_from_the_command_line(tmp_path):
 
     args = ["--config", DEMO, "--config", os.path.join(ROOT, "configs", "sampler", "smc.yaml"),
             "--model.sampler.init_args.steps", "2", "--model.sampler.init_args.particles", "2",
-            "--data.init_args.mask_types", '["thick"]', "--metrics.enabled", "false", "--progress.refresh_rate", "0"]  # fmt: skip
-    run = eval_main([*args, "--model.sampler.init_args.observation_noise", "0.2", "--writer.out_dir", str(tmp_path / "a")])
+            "--data.init_args.mask_types", '["thick"]', "--metrics.enabled", "false",
+            "--progress.refresh_rate", "0"]  # fmt: skip
+    noise = "--model.sampler.init_args.observation_noise"
+    run = eval_main([*args, noise, "0.2", "--writer.out_dir", str(tmp_path / "a")])
     assert isinstance(run.model.sampler, SMCSampler) and run.model.sampler.noisy
     assert float(run.model.sampler.noise_var) == pytest.approx(0.04)
     with pytest.raises(ValueError, match="observation_noise=-0.1"):
-        eval_main([*args, "--model.sampler.init_args.observation_noise", "-0.1", "--writer.out_dir", str(tmp_path / "b")])
+        eval_main([*args, noise, "-0.1", "--writer.out_dir", str(tmp_path / "b")])

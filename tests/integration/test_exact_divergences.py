@@ -120,8 +120,8 @@ def test_floor_tolerance_passes_other_exact_draws_and_fails_a_shrunk_or_shifted_
         assert set(tol) == {"kl_tol", "sw_tol", "energy_tol", "mean_err_tol"}
         exact = setting.exact_samples(j, n, 99)
         std = exact.std(0).mean()
-        rows = [dict(setting.row(j, name, name, 0, samples, 0.0), **tol)
-                for name, samples in (("exact", exact), ("shrunk", shrunk(exact, 0.8)), ("shifted", exact + 0.5 * std))]  # fmt: skip
+        sets = (("exact", exact), ("shrunk", shrunk(exact, 0.8)), ("shifted", exact + 0.5 * std))
+        rows = [dict(setting.row(j, name, name, 0, samples, 0.0), **tol) for name, samples in sets]
         good, narrow, off = (at_floor(r) for r in rows)
         assert good[0] and not narrow[0] and not off[0]
         assert good[2] <= 1 < min(narrow[2], off[2])
@@ -299,7 +299,8 @@ def test_noisy_gmm_command_runs_smc_and_reports_the_floor(tmp_path):
     rows = noisy_rows([4], [0], 60, counts=(1,), points=((4, 10),), log=lambda _: None)
     assert [(r["sampler"], r["calls"]) for r in rows] == [("exact posterior", 0), ("SMC (4 particles, 10 levels)", 40)]
     assert at_floor(rows[0])[0] and rows[0]["sigma_y"] > 0 and rows[1]["samples"] == 60
-    main(["gmm", "--noisy", "--out", str(tmp_path), "--dims", "4", "--observed", "1", "--samples", "30", "--seeds", "1"])
+    main(["gmm", "--noisy", "--out", str(tmp_path), "--dims", "4", "--observed", "1", "--samples", "30",
+          "--seeds", "1"])  # fmt: skip
     text = (tmp_path / "gmm.md").read_text()
     assert "noisy linear observation" in text and "| 4 | 1 | SMC (32 particles, 75 levels) | 2400 |" in text
     with pytest.raises(SystemExit):

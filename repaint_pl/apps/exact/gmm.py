@@ -30,10 +30,9 @@ import numpy as np
 import torch
 
 from repaint_pl.files import atomic_write, write_csv
-
-from .. import cli
 from repaint_pl.sampling import SMCSampler
 
+from .. import cli
 from .benchmark import Contender, Setting, contenders, core_contenders, floor_tolerance, setting_rows
 from .posterior import Posterior, score
 from .priors import BatchNoise, DensePrior, ExactDenoiser, grid_gmm
@@ -179,7 +178,8 @@ class _NoisySetting:
 def problem_rows(problem: NoisyProblem, n: int, seed: int, points=NOISY_SMC, log=print) -> list[dict]:
     setting = _NoisySetting(problem, seed)
     tolerance = floor_tolerance(setting, 0, n)
-    rows = [dict(setting.row(0, "exact posterior", "exact", 0, setting.exact_samples(0, n, seed + 2), 0.0), **tolerance)]
+    exact = setting.exact_samples(0, n, seed + 2)
+    rows = [dict(setting.row(0, "exact posterior", "exact", 0, exact, 0.0), **tolerance)]
     for particles, levels in points:
         contender = Contender("SMC", SMCSampler(particles, levels, observation_noise=problem.noise[0]),
                               name=f"{particles} particles, {levels} levels")  # fmt: skip

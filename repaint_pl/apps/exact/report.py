@@ -204,7 +204,8 @@ def prior_table(rows: list[dict]) -> str:
 
 def at_floor(row: dict) -> tuple[bool, str, float]:
     """Whether ``row`` is at the Monte Carlo floor: each divergence at or below its tolerance (``<metric>_tol``,
-    the 99.9% prediction bound of independent sets of exact draws) and, for a mixture, the mode TV within its 3σ bound; with the metric
+    the 99.9% prediction bound of independent sets of exact draws) and, for a mixture, the mode TV within its
+    3σ bound; with the metric
     furthest above its tolerance and that ratio (value / tolerance)."""
     ratios = {}
     for m in TOLERANCE_METRICS:

@@ -152,7 +152,11 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     p.add_argument("--fast_steps", type=int, default=13, help="CoarseTravel levels (its default)")
     p.add_argument("--fast_jump_n_sample", type=int, default=40, help="CoarseTravel passes per level (its default)")
     p.add_argument(
-        "--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS), help="RePaint and the samplers against it"
+        "--samplers",
+        nargs="+",
+        default=list(SAMPLERS),
+        choices=list(SAMPLERS),
+        help="RePaint and the samplers against it",
     )
     p.add_argument("--lanpaint_steps", type=int, default=80, help="LanPaint levels (80 × (1 + 5) = 480 calls)")
     p.add_argument("--lanpaint_thinking", type=int, default=5)
