@@ -313,3 +313,15 @@ def test_summary_gives_each_metric_against_its_floor_and_the_prior_table_for_not
     text = summary(rows, "t")
     assert "| gaussian | 4² | exact posterior | 0 | 40 |" in text and "(1.0×)" in text  # the floor is 1× itself
     assert "Nothing known" in text and text.count("| ✓ |") == 1  # exact prior draws reproduce the prior
+
+
+def test_plot_takes_a_size_where_kl_is_infinite_everywhere(tmp_path):
+    """Fewer draws than unknown pixels (``--w2_factor 0`` at 32²) make every KL inf: the third panel row shows
+    the energy distance instead of failing on a log axis with no finite point."""
+    from repaint_pl.apps.exact.report import plot
+
+    rows = [dict(prior="gaussian", size=32, mask="thick", sampler=f"{fam} {calls}", family=fam, calls=calls,
+                 kl=math.inf, mode_tv=math.nan, sw=0.1, energy=0.2 + calls / 1000, mean_err=0.3)
+            for fam, calls in (("exact", 0), ("A", 10), ("A", 100))]  # fmt: skip
+    plot(rows, str(tmp_path / "exact.png"))
+    assert (tmp_path / "exact.png").stat().st_size > 0

@@ -80,8 +80,8 @@ def plot(rows: list[dict], path: str) -> None:
         mine = [r for r in rows if r["prior"] == prior and r["size"] == size]
         for row_i, metric in enumerate(shown):
             m = metric
-            if metric == "kl_or_mode":
-                m = "mode_tv" if all(math.isnan(r["kl"]) for r in mine) else "kl"
+            if metric == "kl_or_mode":  # the first of these that has a value here (KL: inf below one draw per pixel)
+                m = next((k for k in ("kl", "mode_tv") if any(math.isfinite(float(r[k])) for r in mine)), "energy")
             ax = axes[row_i][col]
             for fam_i, family in enumerate(families):
                 pts = _family_points(mine, family, m)
