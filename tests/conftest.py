@@ -175,3 +175,14 @@ def check_known_pixels(out: str, kinds: list[str], names: list[str]) -> None:
     with open(os.path.join(out, "metrics.csv")) as f:
         rows = f.read().strip().splitlines()
     assert len(rows) == 1 + len(kinds) * len(names) and "psnr" in rows[0]
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (restored after): the exact benchmark's small FFTs and many tiny steps
+    run several times faster on one thread than on two of a busy CPU.  Modules take it with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

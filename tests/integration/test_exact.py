@@ -18,13 +18,7 @@ from repaint_pl.schedules import jump_times
 N = 8  # image side: 64 pixels, fast dense algebra
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small FFTs and many tiny steps: one thread is several times faster than two on a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small FFTs, many tiny steps
 
 
 def dense_eps(prior, x_t, ab):

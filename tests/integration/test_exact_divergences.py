@@ -27,12 +27,7 @@ from repaint_pl.sampling import RePaintSampler
 N = 6  # image side for the dense priors: 36 pixels
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small FFTs, many tiny steps
 
 
 def test_gaussian_kl_against_the_closed_form_in_one_and_two_dimensions():

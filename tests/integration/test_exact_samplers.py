@@ -22,12 +22,7 @@ SMALL = [LanPaintSampler(steps=8, thinking=2), LanPaintSampler(steps=None, think
 IDS = ["lanpaint", "lanpaint_table", "smc", "smc_table_analytic"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small FFTs, many tiny steps
 
 
 def process(steps: int | str):

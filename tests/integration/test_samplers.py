@@ -41,12 +41,7 @@ SAMPLERS = [
 IDS = [type(s).__name__ + str(i) for i, s in enumerate(SAMPLERS)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small FFTs, many tiny steps
 
 
 @pytest.fixture(scope="module")
