@@ -207,6 +207,7 @@ class ParticleProblem(Problem):
     particles: int = 1
     log_w: Optional[Tensor] = None  # [B, K]; None until the first reverse step
     ancestors: Optional[Tensor] = None  # [B, K]: the particles the last level's proposals start from
+    log_twist: Optional[Tensor] = None  # [B, K]: log h_t of each particle at the last level (twisted SMC)
 
     @property
     def known(self) -> Tensor:
@@ -220,6 +221,9 @@ class ParticleProblem(Problem):
     def uniform(self) -> Tensor:
         """One uniform number in (0, 1) per picture ``[B]``, from its generator."""
         return torch.special.ndtr(self.noise.randn(()))
+
+
+TWIST_VARIANCE_FLOOR = 0.01  # twisted SMC: the least x0 variance in ĝ, as a fraction of (s/a)²
 
 
 class SMCSampler(Sampler):
@@ -254,8 +258,11 @@ class SMCSampler(Sampler):
         ess_threshold: float = 0.5,
         variance: Literal["posterior", "analytic"] = "posterior",
         observation_noise: Any = 0.0,
+        twist: bool = False,
     ):
         _check_steps(steps)
+        if not isinstance(twist, bool):
+            raise ValueError(f"sampler.twist={twist!r}: expected true or false")
         noise = torch.as_tensor(observation_noise, dtype=torch.float32)
         if not bool(torch.isfinite(noise).all()) or bool((noise < 0).any()):
             raise ValueError(
@@ -270,6 +277,7 @@ class SMCSampler(Sampler):
         self.particles, self.steps, self.ess_threshold, self.variance = particles, steps, ess_threshold, variance
         self.noise_var = noise**2  # r², a number or one per pixel ([C, H, W]: broadcasts to the pictures)
         self.noisy = bool((noise > 0).any())
+        self.twist = twist
 
     def grid(self, times: Sequence[int], process: Optional[NoiseProcess]) -> tuple[list[int], Optional[list[int]]]:
         if self.steps is None:
@@ -300,18 +308,39 @@ class SMCSampler(Sampler):
         x0_var = x0_variance(d, flat.eps, t).view(*x0_pred.shape[:2], 1, 1, 1)
         return mean, (small + c**2 * x0_var).sqrt()
 
-    def reweight(self, p: ParticleProblem, x: Tensor, mean: Tensor, std: Tensor, t: int, t_prev: int) -> None:
-        """Add the incremental weights; resample (ancestors in ``p.ancestors``) where the ESS is low."""
+    def log_twist(self, p: ParticleProblem, x: Tensor, x0_pred: Tensor, eps: Tensor, t: int) -> Tensor:
+        """log h_t = log ĝ_t(x_t) − log g_t(x_t) per particle ``[B, K]``: ĝ_t = N(y; x̂0^known, v_t + r²) (v_t the
+        x0 variance from ε̂, the mean over the picture's particles), g_t = N(x_t^known; a·y, s² + a²·r²)."""
+        d, y, r2 = p.process, p.x0[:, None], self.noise_var.to(x.device)
+        (a, s) = d.scales(t)
+        # Tweedie's x0 variance, averaged over the picture's particles and floored at 1% of (s/a)² (x0's variance
+        # under a flat prior): one particle's estimate from few pixels scatters down to 0, and a ĝ that sharp
+        # makes the weights degenerate (a biased answer at any affordable K on a two-pixel problem)
+        v = x0_variance(d, eps.flatten(0, 1), t).view(*x.shape[:2], 1, 1, 1).mean(1, keepdim=True)
+        v = v.clamp(min=TWIST_VARIANCE_FLOOR * (s / a) ** 2)
+        twisted = gaussian_log_density(y, x0_pred, v + r2, p.known)
+        return twisted - gaussian_log_density(x, a * y, s**2 + a**2 * r2, p.known)
+
+    def reweight(
+        self, p: ParticleProblem, x: Tensor, mean: Tensor, std: Tensor, t: int, t_prev: int,
+        log_twist: Optional[Tensor] = None,
+    ) -> None:  # fmt: skip
+        """Add the incremental weights (and the twist's change, ``log_twist`` = log h_t(x_t)); resample
+        (ancestors in ``p.ancestors``) where the ESS is low."""
         y, (a, s) = p.x0[:, None], p.process.scales(t)
         r2 = self.noise_var.to(x.device)
         if p.log_w is None:  # x_T ~ N(0, I) ≈ p_T: the first target π_T ∝ p_T·g_T
             p.log_w = gaussian_log_density(x, a * y, s**2 + a**2 * r2, p.known)
         p.log_w = p.log_w + incremental_log_weight(p.process, x, mean, std, y, p.known, t, t_prev, r2)
+        if log_twist is not None:  # the target becomes p_t·g_t·h_t: in with this level's h, out with the last's
+            p.log_w = p.log_w + log_twist - (0 if p.log_twist is None else p.log_twist)
         u = p.uniform()  # drawn at every level, so that no picture's stream depends on the others' weights
         low = effective_sample_size(p.log_w) < self.ess_threshold * p.particles
         identity = torch.arange(p.particles, device=x.device).expand(len(low), -1)
         p.ancestors = torch.where(low[:, None].to(x.device), systematic_resample(p.log_w, u).to(x.device), identity)
         p.log_w = torch.where(low[:, None].to(p.log_w.device), torch.zeros_like(p.log_w), p.log_w)
+        if log_twist is not None:
+            p.log_twist = _gather(log_twist, p.ancestors)
 
     def reverse(self, p: ParticleProblem, x: Tensor, t: int, t_prev: int, index: int) -> tuple[Tensor, Tensor]:
         d, y, known = p.process, p.x0[:, None], p.known
@@ -319,6 +348,8 @@ class SMCSampler(Sampler):
         if t_prev < 0:  # the last step: the x0 prediction, the known image written in (exact known values)
             if p.log_w is None:
                 p.log_w = torch.zeros(x.shape[:2], device=x.device)
+            if p.log_twist is not None:  # the final target has no twist
+                p.log_w = p.log_w - p.log_twist
             if not self.noisy:
                 return known * y + (1 - known) * x0_pred, x0_pred
             # noisy known values: the target is p(x0)·N(y; x0, r²), so the prediction is reweighted by it, not
@@ -330,7 +361,8 @@ class SMCSampler(Sampler):
             exact = known - noisy
             return exact * y + (1 - exact) * x0_pred, x0_pred
         mean, std = self.kernel(d, x0_pred, eps, t, t_prev)
-        self.reweight(p, x, mean, std, t, t_prev)
+        twist = self.log_twist(p, x, x0_pred, eps, t) if self.twist else None
+        self.reweight(p, x, mean, std, t, t_prev, twist)
         mean, x0_pred = _gather(mean, p.ancestors), _gather(x0_pred, p.ancestors)
         std = _gather(std, p.ancestors) if std.dim() else std  # analytic variance: one per particle
         # the locally optimal proposal: N(μ, σ̃²) on unknown pixels, N(μ, σ̃²)·N(a'·y, s'² + a'²r²) on known ones

@@ -291,13 +291,16 @@ def test_noisy_gmm_command_runs_smc_and_reports_the_floor(tmp_path):
     from repaint_pl.apps.exact.__main__ import main
     from repaint_pl.apps.exact.gmm import noisy_rows
 
-    rows = noisy_rows([4], [0], 60, counts=(1,), points=((4, 10),), log=lambda _: None)
-    assert [(r["sampler"], r["calls"]) for r in rows] == [("exact posterior", 0), ("SMC (4 particles, 10 levels)", 40)]
+    rows = noisy_rows([4], [0], 60, counts=(1,), points=((4, 10, False), (4, 10, True)), log=lambda _: None)
+    assert [(r["sampler"], r["calls"]) for r in rows] == [
+        ("exact posterior", 0), ("SMC (4 particles, 10 levels)", 40), ("SMC twisted (4 particles, 10 levels)", 40)
+    ]
     assert at_floor(rows[0])[0] and rows[0]["sigma_y"] > 0 and rows[1]["samples"] == 60
     main(["gmm", "--noisy", "--out", str(tmp_path), "--dims", "4", "--observed", "1", "--samples", "30",
           "--seeds", "1"])  # fmt: skip
     text = (tmp_path / "gmm.md").read_text()
     assert "noisy linear observation" in text and "| 4 | 1 | SMC (32 particles, 75 levels) | 2400 |" in text
+    assert "| 4 | 1 | SMC twisted (32 particles, 75 levels) | 2400 |" in text
     with pytest.raises(SystemExit):
         main(["gmm", "--noisy", "--families", "SMC", "--out", str(tmp_path)])
 

@@ -18,8 +18,9 @@ from repaint_pl.schedules import jump_times
 K = 20
 TABLE = jump_times(K, 1, 5, 3)
 SMALL = [LanPaintSampler(steps=8, thinking=2), LanPaintSampler(steps=None, thinking=1, eta=1.0),
-         SMCSampler(particles=3, steps=8), SMCSampler(particles=2, steps=None, variance="analytic")]  # fmt: skip
-IDS = ["lanpaint", "lanpaint_table", "smc", "smc_table_analytic"]
+         SMCSampler(particles=3, steps=8), SMCSampler(particles=2, steps=None, variance="analytic"),
+         SMCSampler(particles=3, steps=8, twist=True)]  # fmt: skip
+IDS = ["lanpaint", "lanpaint_table", "smc", "smc_table_analytic", "smc_twisted"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small FFTs, many tiny steps
@@ -78,10 +79,13 @@ def test_step_hooks_see_one_picture_per_sample():
 # ---------------------------------------------------------------- SMC: weights and answer
 
 
-def test_smc_incremental_log_weights_match_a_float64_formula():
+@pytest.mark.parametrize("twist", [False, True])
+def test_smc_incremental_log_weights_match_a_float64_formula(twist):
     """One step t -> t−1 of the SMC sampler on a 4×4 Gaussian prior with the ideal denoiser: the log-weight it
     adds per particle equals Σ_known log N(√ᾱ'·y; μ̃, σ̃² + 1 − ᾱ') − log N(x_t; √ᾱ·y, 1 − ᾱ), with
-    μ̃, σ̃² the DDPM posterior at E[x0 | x_t] (dense covariance algebra in float64)."""
+    μ̃, σ̃² the DDPM posterior at E[x0 | x_t] (dense covariance algebra in float64); twisted, the first level
+    adds log h_t = Σ_known log N(y; x̂0, v) − log N(x_t; √ᾱ·y, 1 − ᾱ) with v = (1 − ᾱ)/ᾱ·(1 − mean ε̂²),
+    averaged over the picture's particles (at least 1% of (1 − ᾱ)/ᾱ)."""
     d, prior, size, t = process(50), gaussian_prior(4), 4, 30
     model = ExactDenoiser(prior, d).bind()[0]
     g = torch.Generator().manual_seed(0)
@@ -90,7 +94,7 @@ def test_smc_incremental_log_weights_match_a_float64_formula():
     x_t = torch.randn(2, 5, 1, size, size, generator=g) * 0.8
     p = ParticleProblem(model, y, keep, d, PerSampleNoise(0, [0, 1]), None, False, particles=5)
     p.log_w = torch.zeros(2, 5)
-    SMCSampler(particles=5, ess_threshold=0.0).reverse(p, x_t, t, t - 1, 0)
+    SMCSampler(particles=5, ess_threshold=0.0, twist=twist).reverse(p, x_t, t, t - 1, 0)
 
     ab, ab_prev = d.alpha_bar.double()[t], d.alpha_bar.double()[t - 1]
     cov, dim = prior.covariance(0), size * size
@@ -107,6 +111,13 @@ def test_smc_incremental_log_weights_match_a_float64_formula():
     known, yy = keep.reshape(2, 1, dim).double(), y.reshape(2, 1, dim).double()
     expected = (log_normal(ab_prev.sqrt() * yy, mean, var + 1 - ab_prev) * known).sum(-1)
     expected -= (log_normal(x, ab.sqrt() * yy, 1 - ab) * known).sum(-1)
+    if twist:
+        eps_hat = (x - ab.sqrt() * x0_hat) / (1 - ab).sqrt()
+        v = ((1 - ab) / ab * (1 - eps_hat.pow(2).mean(-1, keepdim=True))).mean(1, keepdim=True)
+        v = v.clamp(min=0.01 * (1 - ab) / ab)
+        expected += (log_normal(yy, x0_hat, v) * known).sum(-1)
+        expected -= (log_normal(x, ab.sqrt() * yy, 1 - ab) * known).sum(-1)
+        assert p.log_twist is not None and torch.isfinite(p.log_twist).all()
     torch.testing.assert_close(p.log_w.double(), expected, atol=2e-3, rtol=1e-4)
 
 
@@ -163,11 +174,12 @@ def chain_joint(d) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, cov
 
 
-def test_smc_with_many_particles_gets_the_exact_posterior():
+@pytest.mark.parametrize("twist", [False, True])
+def test_smc_with_many_particles_gets_the_exact_posterior(twist):
     """Pixel 0 known at 1.5 prior std above its mean, 250 levels: with 16 particles the SMC draws of pixel 1
     have the mean and variance of the model chain's exact conditional (within 4 standard errors), which is
     within 0.02 of the prior's exact posterior (the σ̃² steps' discretization); one particle (the guided
-    proposal alone) misses the mean by far."""
+    proposal alone) misses the mean by far.  Twisted, the same: the twist telescopes out of the target."""
     d, n = process(250), 1000
     y = float(1.5 * SIGMA[0, 0].sqrt() + MU[0])
     exact_mean = float(MU[1] + SIGMA[0, 1] / SIGMA[0, 0] * (y - MU[0]))
@@ -179,7 +191,7 @@ def test_smc_with_many_particles_gets_the_exact_posterior():
     times = jump_times(d.num_timesteps, 1, 1, 1)
 
     def draws(particles):
-        sampler = SMCSampler(particles=particles, steps=None)
+        sampler = SMCSampler(particles=particles, steps=None, twist=twist)
         with torch.no_grad():
             out = sampler(two_pixel_oracle(d), x0, keep, times, d, BatchNoise(3, n), clip_x0=False)
         return out[:, 0, 0, 1].double()
@@ -297,7 +309,7 @@ def test_lanpaint_without_a_mask_samples_the_prior():
 def test_bad_settings_are_one_line_errors():
     for make in (lambda: LanPaintSampler(step_size=1.5), lambda: LanPaintSampler(thinking=-1),
                  lambda: SMCSampler(particles=0), lambda: SMCSampler(variance="exact"),
-                 lambda: SMCSampler(steps=0)):  # fmt: skip
+                 lambda: SMCSampler(steps=0), lambda: SMCSampler(twist="yes")):  # fmt: skip
         with pytest.raises(ValueError, match="sampler\\."):
             make()
 

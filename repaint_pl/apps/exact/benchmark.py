@@ -115,6 +115,12 @@ def contenders() -> list[Contender]:
         Contender("LanPaint", LanPaintSampler(steps=240, thinking=9), name="240 levels × (1 + 9 thinking)"),
         Contender("SMC", SMCSampler(), name="8 particles, 50 levels"),
         Contender("SMC", SMCSampler(particles=16, steps=150), name="16 particles, 150 levels"),
+        Contender("SMC twisted", SMCSampler(twist=True), name="8 particles, 50 levels"),
+        Contender(
+            "SMC twisted",
+            SMCSampler(particles=16, steps=150, variance="analytic", twist=True),
+            name="16 particles, 150 levels, analytic var.",
+        ),
     ]
 
 

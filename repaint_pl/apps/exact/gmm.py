@@ -137,7 +137,8 @@ def noisy_problem(dim: int, d_y: int, seed: int) -> NoisyProblem:
     return NoisyProblem(dim, d_y, sigma, linear_posterior(prior, A, y, sigma), rotated, Vh, image, keep, noise)
 
 
-NOISY_SMC = ((8, 50), (16, 150), (32, 75))  # (particles, levels) of the SMC points: 400, 2400 and 2400 calls
+# (particles, levels, twisted) of the SMC points: 400, 2400 and 2400 calls, plain (MCGdiff's targets) and twisted
+NOISY_SMC = tuple((k, levels, twist) for twist in (False, True) for k, levels in ((8, 50), (16, 150), (32, 75)))
 
 
 def noisy_rows(
@@ -180,8 +181,9 @@ def problem_rows(problem: NoisyProblem, n: int, seed: int, points=NOISY_SMC, log
     tolerance = floor_tolerance(setting, 0, n)
     exact = setting.exact_samples(0, n, seed + 2)
     rows = [dict(setting.row(0, "exact posterior", "exact", 0, exact, 0.0), **tolerance)]
-    for particles, levels in points:
-        contender = Contender("SMC", SMCSampler(particles, levels, observation_noise=problem.noise[0]),
+    for particles, levels, twist in points:
+        family = "SMC twisted" if twist else "SMC"
+        contender = Contender(family, SMCSampler(particles, levels, observation_noise=problem.noise[0], twist=twist),
                               name=f"{particles} particles, {levels} levels")  # fmt: skip
         d = contender.diffusion("ddpm")
         model_fn, _ = ExactDenoiser(problem.rotated, d).bind()
@@ -192,7 +194,7 @@ def problem_rows(problem: NoisyProblem, n: int, seed: int, points=NOISY_SMC, log
                                     BatchNoise(seed + 3, n), clip_x0=False)  # fmt: skip
         seconds = time.perf_counter() - start
         samples = out.reshape(n, problem.dim).double() @ problem.Vh  # back to x = V x̄
-        rows.append(dict(setting.row(0, contender.label, "SMC", contender.calls, samples, seconds), **tolerance))
+        rows.append(dict(setting.row(0, contender.label, family, contender.calls, samples, seconds), **tolerance))
         log(f"gmm noisy d={problem.dim} d_y={problem.d_y} seed {seed}  {contender.label}: {seconds:.1f} s")
     return rows
 
