@@ -349,3 +349,17 @@ def test_a_resampled_particle_moves_from_its_ancestor(variance):
     expected = known * (fused_mean + fused_std) + (1 - known) * (mean + std)
     torch.testing.assert_close(new, expected, atol=1e-5, rtol=1e-5)
     assert (p.log_w == 0).all() and not (p.ancestors == torch.arange(6)).all()
+
+
+@pytest.mark.parametrize("twist", [False, True])
+def test_smc_on_a_flow_starts_from_pure_noise_with_finite_weights(twist):
+    """A rectified flow's first level is pure noise (a = 0), where Tweedie's x0 variance is undefined: the
+    analytic step falls back to σ̃² there and the twist is flat, so samples and weights stay finite."""
+    from repaint_pl.flow import FlowConfig
+
+    d = FlowConfig(steps=12).build()
+    model = ExactDenoiser(gaussian_prior(8), d).bind()[0]
+    keep = (torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(3)) > 0.5).float()
+    sampler = SMCSampler(particles=3, steps=None, variance="analytic", twist=twist)
+    out = sampler(model, images(2), keep, list(range(11, -2, -1)), d, PerSampleNoise(0, [0, 1]), clip_x0=False)
+    assert torch.isfinite(out).all()
