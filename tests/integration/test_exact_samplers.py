@@ -321,6 +321,7 @@ def test_the_pipeline_and_configs_name_both_samplers():
 
     paper = jump_times(250, 1, 10, 10)
     assert type(_sampler("smc")) is SMCSampler and _sampler("smc").network_calls(paper) == 400
+    assert _sampler("smc").twist and not SMCSampler().twist  # the config twists; the class is MCGdiff's
     assert type(_sampler("lanpaint")) is LanPaintSampler and _sampler("lanpaint").network_calls(paper) == 480
 
 
