@@ -193,10 +193,12 @@ def test_texture_command_compares_both_samplers_on_the_shipped_model(tmp_path):
     args += ["--jump_length", "1", "--jump_n_sample", "1", "--fast_steps", "2", "--fast_jump_n_sample", "1"]
     args += ["--lanpaint_steps", "2", "--lanpaint_thinking", "1", "--smc_particles", "2", "--smc_steps", "3"]
     rows = texture_main(args)
-    assert {r["sampler"] for r in rows} == {"RePaint", "CoarseTravel", "LanPaint", "SMC"} and len(rows) == 4 * 3 * 2
-    assert {r["sampler"]: r["calls"] for r in rows} == {"RePaint": 4, "CoarseTravel": 2, "LanPaint": 4, "SMC": 6}
+    names = {"RePaint", "CoarseTravel", "LanPaint", "SMC", "SMC twisted"}
+    assert {r["sampler"] for r in rows} == names and len(rows) == 5 * 3 * 2
+    calls = {"RePaint": 4, "CoarseTravel": 2, "LanPaint": 4, "SMC": 6, "SMC twisted": 6}
+    assert {r["sampler"]: r["calls"] for r in rows} == calls
     text = (tmp_path / "texture.md").read_text()
-    assert text.count("psnr_fill: ") == 3 and "* SMC: psnr_fill: " in text
+    assert text.count("psnr_fill: ") == 4 and "* SMC: psnr_fill: " in text and "* SMC twisted: psnr_fill: " in text
     assert (tmp_path / "texture.png").stat().st_size > 0
     rows = texture_main([*args, "--samplers", "LanPaint", "--out", str(tmp_path / "one")])
     assert {r["sampler"] for r in rows} == {"RePaint", "LanPaint"}  # RePaint always: the reference

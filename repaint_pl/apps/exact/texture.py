@@ -5,7 +5,8 @@ texture model, the new ones at the fast sampler's budget.
 
 Fills held-out crops of the shipped texture model (``weights/texture32_ema.pt``, preset texture32)
 under the paper's mask types, several seeds per crop, with RePaint at the paper's schedule and (``--samplers``)
-``CoarseTravelSampler`` (481 calls), LanPaint (80 levels × (1 + 5): 480) and SMC (8 particles × 60 levels: 480),
+``CoarseTravelSampler`` (481 calls), LanPaint (80 levels × (1 + 5): 480) and SMC, plain and twisted (8 particles × 60
+levels: 480),
 and writes under ``--out``:
 
 * ``texture.csv``: one row per (sampler, crop, mask, seed): fill PSNR/SSIM, seam PSNR (the unknown
@@ -44,7 +45,7 @@ from .. import cli
 from ..measure import pairwise_fill_distance, seam_band
 
 TEXTURE_WEIGHTS = weights_path("texture32_ema.pt")
-SAMPLERS = ("RePaint", "CoarseTravel", "LanPaint", "SMC")  # the reference first
+SAMPLERS = ("RePaint", "CoarseTravel", "LanPaint", "SMC", "SMC twisted")  # the reference first
 
 
 def load_texture_net(ckpt: str) -> torch.nn.Module:
@@ -182,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         "CoarseTravel": CoarseTravelSampler(steps=args.fast_steps, jump_n_sample=args.fast_jump_n_sample),
         "LanPaint": LanPaintSampler(steps=args.lanpaint_steps, thinking=args.lanpaint_thinking),
         "SMC": SMCSampler(particles=args.smc_particles, steps=args.smc_steps),
+        "SMC twisted": SMCSampler(particles=args.smc_particles, steps=args.smc_steps, twist=True),
     }
     samplers = {name: every[name] for name in SAMPLERS if name == "RePaint" or name in args.samplers}
     rows, fills, div = [], {}, {"mask": [m for _, m, s in items if s == 0]}
@@ -202,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         f"{args.size}² crops × {len(args.masks)} mask types × {args.seeds} seeds, {args.steps} respaced steps, "
         f"RePaint jumps {args.jump_length}×{args.jump_n_sample}, CoarseTravel {args.fast_steps} levels × "
         f"{args.fast_jump_n_sample} passes, LanPaint {args.lanpaint_steps} levels × (1 + {args.lanpaint_thinking}), "
-        f"SMC {args.smc_particles} particles × {args.smc_steps} levels."
+        f"SMC (plain and twisted) {args.smc_particles} particles × {args.smc_steps} levels."
     )
     text = report(rows, list(samplers), args.masks, div, wins, header)
     write_outputs(args.out, rows, text, x0.cpu(), keep.cpu(), {n: f.cpu() for n, f in fills.items()}, args.seeds)
