@@ -304,10 +304,10 @@ class SMCSampler(Sampler):
         if self.variance == "posterior":
             return mean, small.sqrt()
         (a, s), (a_prev, s_prev) = d.scales(t), d.scales(t_prev)
-        if float(a) <= 0:  # pure noise (a flow's first level): Tweedie's x0 variance is undefined; σ̃² alone
-            return mean, small.sqrt()
         c = a_prev - (s_prev**2 - small).clamp(min=0).sqrt() * a / s  # the x0 coefficient of μ at fixed x_t
         x0_var = x0_variance(d, flat.eps, t).view(*x0_pred.shape[:2], 1, 1, 1)
+        # pure noise (a flow's first level, a = 0): Tweedie's x0 variance is undefined there; σ̃² alone
+        x0_var = torch.where(torch.as_tensor(a).flatten()[0] > 0, x0_var, torch.zeros_like(x0_var))
         return mean, (small + c**2 * x0_var).sqrt()
 
     def log_twist(self, p: ParticleProblem, x: Tensor, x0_pred: Tensor, eps: Tensor, t: int) -> Tensor:
@@ -315,15 +315,16 @@ class SMCSampler(Sampler):
         x0 variance from ε̂, the mean over the picture's particles), g_t = N(x_t^known; a·y, s² + a²·r²)."""
         d, y, r2 = p.process, p.x0[:, None], self.noise_var.to(x.device)
         (a, s) = d.scales(t)
-        if float(a) <= 0:  # pure noise (a flow's first level): x_t says nothing of y, ĝ_t is flat
-            return torch.zeros(x.shape[:2], device=x.device)
         # Tweedie's x0 variance, averaged over the picture's particles and floored at 1% of (s/a)² (x0's variance
         # under a flat prior): one particle's estimate from few pixels scatters down to 0, and a ĝ that sharp
         # makes the weights degenerate (a biased answer at any affordable K on a two-pixel problem)
         v = x0_variance(d, eps.flatten(0, 1), t).view(*x.shape[:2], 1, 1, 1).mean(1, keepdim=True)
         v = v.clamp(min=TWIST_VARIANCE_FLOOR * (s / a) ** 2)
-        twisted = gaussian_log_density(y, x0_pred, v + r2, p.known)
-        return twisted - gaussian_log_density(x, a * y, s**2 + a**2 * r2, p.known)
+        log_h = gaussian_log_density(y, x0_pred, v + r2, p.known) - gaussian_log_density(
+            x, a * y, s**2 + a**2 * r2, p.known
+        )
+        # pure noise (a flow's first level, a = 0): x_t says nothing of y, ĝ_t is flat (and v undefined)
+        return torch.where(torch.as_tensor(a).flatten()[0] > 0, log_h, torch.zeros_like(log_h))
 
     def reweight(
         self, p: ParticleProblem, x: Tensor, mean: Tensor, std: Tensor, t: int, t_prev: int,
